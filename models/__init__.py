@@ -1,0 +1,4 @@
+"""Offline jobs: saliency, the dual-branch fusion model, training, evaluation, ONNX export.
+
+Only the exported ``models/weights/*.onnx`` and its sidecar reach the worker.
+"""
