@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contract.labels import LABELS
 
-SIDECAR_FORMAT = "emo-sidecar/1"
+SIDECAR_FORMAT: Literal["emo-sidecar/1"] = "emo-sidecar/1"
 
 
 class SidecarError(ValueError):

@@ -16,7 +16,9 @@ import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_URL = os.environ.get("EMO_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "EMO_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_BASE_URL = os.environ.get("EMO_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 REDIS_TEST_DB = int(os.environ.get("EMO_TEST_REDIS_DB", "9"))
 DATA_DIR = Path(os.environ.get("EMO_DATA_DIR", ROOT.parent / "shared" / "data"))
