@@ -1,0 +1,178 @@
+"""Face-crop data: manifest loading, decoding, caching, preprocessing, FER2013 and augmentation.
+
+A data directory holds ``manifest.csv`` with columns path, label, source, subject,
+original_label, split, det_prob (paths relative to the directory). Only ``path`` and ``label``
+are required; ``split`` is required when a split is requested.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from contract.labels import LABELS
+from models.errors import DataError, ImageReadError, ManifestError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.csv"
+REQUIRED_COLUMNS = ("path", "label")
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One labelled face crop."""
+
+    path: Path
+    label: int
+    source: str
+    subject: str
+    split: str
+
+
+def load_manifest(data_dir: Path, split: str | None = None) -> list[ManifestRow]:
+    """Rows of ``data_dir/manifest.csv`` (only ``split`` rows if given), validated."""
+    manifest = data_dir / MANIFEST
+    if not manifest.is_file():
+        raise ManifestError(f"manifest {manifest} not found (expected a CSV with columns path,label)")
+    try:
+        with manifest.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            raw = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ManifestError(f"manifest {manifest} cannot be read as CSV: {exc}") from exc
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if split is not None and "split" not in columns:
+        missing.append("split")
+    if missing:
+        raise ManifestError(f"manifest {manifest} lacks column(s) {missing}; has {columns}")
+    rows = []
+    for lineno, rec in enumerate(raw, start=2):
+        label = (rec.get("label") or "").strip()
+        if label not in LABELS:
+            raise ManifestError(
+                f"manifest {manifest} line {lineno}: unknown label {label!r}; expected one of {LABELS}"
+            )
+        rel = (rec.get("path") or "").strip()
+        if not rel:
+            raise ManifestError(f"manifest {manifest} line {lineno}: empty path")
+        row_split = (rec.get("split") or "").strip()
+        if split is not None and row_split != split:
+            continue
+        rows.append(
+            ManifestRow(
+                path=data_dir / rel,
+                label=LABELS.index(label),  # type: ignore[arg-type]
+                source=(rec.get("source") or "unknown").strip() or "unknown",
+                subject=(rec.get("subject") or "").strip(),
+                split=row_split,
+            )
+        )
+    if not rows:
+        what = f"split {split!r}" if split is not None else "any row"
+        raise ManifestError(f"manifest {manifest} has no rows for {what}")
+    return rows
+
+
+def read_rgb(path: Path, size: int) -> np.ndarray:
+    """Decode an image file to RGB uint8 (size, size, 3), or raise naming the file."""
+    if not path.is_file():
+        raise ImageReadError(f"image {path} not found")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageReadError(f"image {path} cannot be decoded (expected a JPEG/PNG image)")
+    bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def load_images(
+    rows: Sequence[ManifestRow], size: int, cache_dir: Path | None = None
+) -> np.ndarray:
+    """All rows' images as RGB uint8 (N, size, size, 3), cached by paths + size when asked."""
+    cache: Path | None = None
+    if cache_dir is not None:
+        key = hashlib.sha256(
+            ("\n".join(str(r.path) for r in rows) + f"|{size}").encode()
+        ).hexdigest()[:16]
+        cache = cache_dir / f"crops-{size}-{key}.npy"
+        if cache.is_file():
+            arr = np.load(cache)
+            if arr.shape == (len(rows), size, size, 3):
+                return arr
+    out = np.empty((len(rows), size, size, 3), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        out[i] = read_rgb(row.path, size)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npy")
+        np.save(tmp, out)
+        tmp.replace(cache)
+    return out
+
+
+def to_grey_rgb(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 (..., 3) -> greyscale as 3 identical channels (BT.601 luma), uint8."""
+    grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    grey = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def normalise(
+    rgb: np.ndarray, mean: Sequence[float], std: Sequence[float], grey: bool
+) -> np.ndarray:
+    """RGB uint8 (N, H, W, 3) -> model input float32 (N, 3, H, W) as the sidecar describes."""
+    if rgb.ndim != 4 or rgb.shape[-1] != 3:
+        raise DataError(f"expected RGB images (N, H, W, 3), got shape {rgb.shape}")
+    if grey:
+        rgb = to_grey_rgb(rgb)
+    x = rgb.astype(np.float32) / 255.0
+    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, 3, H, W)
+
+
+def load_fer2013(fer_dir: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """FER2013 ``split`` (train/test) as grey uint8 (N, size, size) and labels (N,)."""
+    path = fer_dir / f"{split}.npz"
+    if not path.is_file():
+        raise DataError(f"FER2013 file {path} not found (expected images/labels arrays)")
+    try:
+        with np.load(path) as npz:
+            images, labels = npz["images"], npz["labels"].astype(np.int64)
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"FER2013 file {path} is malformed: {exc}") from exc
+    out = np.empty((len(images), size, size), dtype=np.uint8)
+    for i, img in enumerate(images):
+        out[i] = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
+    return out, labels
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, max_shift: int = 8) -> torch.Tensor:
+    """Train-time augmentation on a normalised batch (B, 3, H, W): flip, shift-crop, brightness.
+
+    Shift-crop = reflect-pad by ``max_shift`` then a random crop back to (H, W) per image;
+    brightness/contrast jitter is applied in normalised units (same for all 3 channels).
+    """
+    b, _, h, w = x.shape
+    flip = torch.rand(b, generator=gen) < 0.5
+    x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
+    padded = torch.nn.functional.pad(x, (max_shift,) * 4, mode="reflect")  # (B, 3, H+2s, W+2s)
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen)
+    rows = (dy.view(b, 1) + torch.arange(h).view(1, h)).view(b, 1, h, 1).expand(b, 3, h, w + 2 * max_shift)
+    x = padded.gather(2, rows)  # (B, 3, H, W+2s)
+    cols = (dx.view(b, 1) + torch.arange(w).view(1, w)).view(b, 1, 1, w).expand(b, 3, h, w)
+    x = x.gather(3, cols)  # (B, 3, H, W)
+    contrast = 1.0 + 0.4 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5)
+    bright = 0.8 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * contrast + mean + bright

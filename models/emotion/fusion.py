@@ -1,0 +1,221 @@
+"""Dual-branch Swin fusion network for learning emotions.
+
+Reference: Ji L., Ren H., Wang W., Du Y., Zhou H., Fu Y. "Multimodal and multiscale facial
+expression recognition analysis for learning emotions", Journal of Zhengzhou University
+(Engineering Science), 2026, 47(3): 126-133, §2.2 (Eq. 3-5).
+
+A global Swin branch sees the face; a local Swin branch sees its SUN saliency map (computed
+inside the network by ``models.saliency.SunSaliency``, so it exports with the model). At each of
+the four stages i the branches are fused and the result continues the global branch:
+
+    F_i = Conv3x3(concat(G_i, L_i))            # tile-and-concatenate fusion (Eq. 3)
+    S_i = γ(F_i)                               # local gate: conv1x1-ReLU-conv1x1-sigmoid (Eq. 4)
+    E_i = S_i ⊙ F_i + G_i                      # gated residual (Eq. 5)
+    E_i <- E_i + tanh(ReLU(Conv1x1(E_i)))      # 1x1 conv + ReLU and tanh refinement
+
+Ablations: ``fusion="sum"`` replaces TC + gate by E_i = G_i + L_i (same refinement);
+``fusion="none"`` is the global branch alone (no saliency, no local branch).
+Both branches are timm ``SwinTransformer`` (``pretrained=False``): the local branch through
+``forward_intermediates``, the global branch stage by stage through its ``patch_embed`` and
+``layers`` modules (needed because E_i feeds stage i+1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from timm.models import register_model
+from timm.models.swin_transformer import SwinTransformer
+from torch import nn
+
+from contract.labels import LABELS
+from models.errors import ConfigError
+from models.saliency import SunParams, SunSaliency
+
+FusionMode = Literal["gate", "sum", "none"]
+GREY_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
+GREY_STD: tuple[float, float, float] = (0.25, 0.25, 0.25)
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Architecture arguments; stored in checkpoints and the export sidecar."""
+
+    img_size: int = 96
+    embed_dim: int = 32
+    depths: tuple[int, ...] = (2, 2, 2, 2)
+    num_heads: tuple[int, ...] = (1, 2, 4, 8)
+    window_size: int = 6
+    fusion: FusionMode = "gate"
+    num_classes: int = len(LABELS)
+    drop_rate: float = 0.1
+    drop_path_rate: float = 0.1
+    mean: tuple[float, float, float] = GREY_MEAN
+    std: tuple[float, float, float] = GREY_STD
+    sun: dict[str, Any] = field(default_factory=lambda: SunParams().to_dict())
+
+    def __post_init__(self) -> None:
+        if self.fusion not in ("gate", "sum", "none"):
+            raise ConfigError(f"fusion must be gate, sum or none, got {self.fusion!r}")
+        if len(self.depths) != 4 or len(self.num_heads) != 4:
+            raise ConfigError(f"need 4 stages, got depths {self.depths} heads {self.num_heads}")
+        if self.img_size % (4 * 8) != 0:
+            raise ConfigError(f"img_size must be a multiple of 32, got {self.img_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly arguments."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FusionConfig:
+        """Inverse of ``to_dict`` (tuples restored)."""
+        tuples = {"depths", "num_heads", "mean", "std"}
+        kw = {k: tuple(v) if k in tuples else v for k, v in d.items()}
+        return cls(**kw)
+
+
+def _swin(cfg: FusionConfig, in_chans: int) -> SwinTransformer:
+    return SwinTransformer(
+        img_size=cfg.img_size,
+        patch_size=4,
+        in_chans=in_chans,
+        num_classes=0,
+        embed_dim=cfg.embed_dim,
+        depths=cfg.depths,
+        num_heads=cfg.num_heads,
+        window_size=cfg.window_size,
+        drop_path_rate=cfg.drop_path_rate,
+    )
+
+
+class StageFusion(nn.Module):
+    """Fuses global G_i and local L_i (both (B, C, H, W)) into E_i (B, C, H, W)."""
+
+    def __init__(self, dim: int, mode: FusionMode) -> None:
+        super().__init__()
+        self.mode = mode
+        if mode == "gate":
+            self.tc = nn.Conv2d(2 * dim, dim, kernel_size=3, padding=1)
+            self.gate = nn.Sequential(
+                nn.Conv2d(dim, dim // 2, kernel_size=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(dim // 2, dim, kernel_size=1),
+                nn.Sigmoid(),
+            )
+        self.refine = nn.Conv2d(dim, dim, kernel_size=1)
+
+    def forward(self, g: torch.Tensor, loc: torch.Tensor) -> torch.Tensor:
+        """E_i for one stage."""
+        if self.mode == "gate":
+            f = self.tc(torch.cat([g, loc], dim=1))  # cat: (B, 2C, H, W) -> tc: (B, C, H, W)
+            e = self.gate(f) * f + g  # (B, C, H, W)
+        else:
+            e = g + loc  # (B, C, H, W)
+        return e + torch.tanh(torch.relu(self.refine(e)))  # (B, C, H, W)
+
+
+class LearningEmotionNet(nn.Module):
+    """Input: normalised image (B, 3, H, W) (see ``cfg.mean/std``); output: logits (B, classes)."""
+
+    def __init__(self, cfg: FusionConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("mean", torch.tensor(cfg.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.std).view(1, 3, 1, 1), persistent=False)
+        self.global_branch = _swin(cfg, in_chans=3)
+        self.num_features = self.global_branch.num_features
+        if cfg.fusion != "none":
+            self.saliency: SunSaliency | None = SunSaliency(
+                SunParams.from_dict(cfg.sun), size=cfg.img_size
+            )
+            self.local_branch: SwinTransformer | None = _swin(cfg, in_chans=1)
+            dims = [cfg.embed_dim * 2**i for i in range(4)]
+            self.fusions = nn.ModuleList(StageFusion(d, cfg.fusion) for d in dims)
+        else:
+            self.saliency = None
+            self.local_branch = None
+            self.fusions = nn.ModuleList()
+        self.head_drop = nn.Dropout(cfg.drop_rate)
+        self.head = nn.Linear(self.num_features, cfg.num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """New head (e.g. FER2013's 7 classes -> the 6 learning emotions)."""
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def saliency_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Saliency (B, 1, H, W) in [0, 1] of a normalised image batch."""
+        sal = self.saliency or SunSaliency(SunParams.from_dict(self.cfg.sun), x.shape[-1]).to(x)
+        return sal(x * self.std + self.mean)  # un-normalise to RGB in [0, 1]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Fused stage-4 features (B, H/32, W/32, C4) in NHWC."""
+        gb = self.global_branch
+        g = gb.patch_embed(x)  # (B, H/4, W/4, C) NHWC
+        if self.local_branch is None:
+            for stage in gb.layers:
+                g = stage(g)  # (B, H_i, W_i, C_i) NHWC
+            return gb.norm(g)  # (B, h, w, C4)
+        # local branch: timm intermediates, one per stage, NCHW (B, C_i, H_i, W_i)
+        local = self.local_branch.forward_intermediates(
+            self.saliency_map(x), intermediates_only=True
+        )
+        for stage, fuse, loc in zip(gb.layers, self.fusions, local, strict=True):
+            g = stage(g)  # (B, H_i, W_i, C_i) NHWC
+            e = fuse(g.permute(0, 3, 1, 2), loc)  # (B, C_i, H_i, W_i) NCHW
+            g = e.permute(0, 2, 3, 1)  # (B, H_i, W_i, C_i) NHWC, continues the global branch
+        return gb.norm(g)  # (B, h, w, C4)
+
+    def forward_head(self, feats: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Average-pool NHWC features then classify."""
+        pooled = feats.mean(dim=(1, 2))  # (B, C4)
+        pooled = self.head_drop(pooled)
+        return pooled if pre_logits else self.head(pooled)  # (B, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes)."""
+        return self.forward_head(self.forward_features(x))
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    # CPU default: trains in minutes on 2 cores
+    "learning_emotion_small": {
+        "img_size": 96,
+        "embed_dim": 32,
+        "depths": (2, 2, 2, 2),
+        "num_heads": (1, 2, 4, 8),
+        "window_size": 6,
+    },
+    # swin_tiny-sized, for GPUs
+    "learning_emotion_tiny": {
+        "img_size": 224,
+        "embed_dim": 96,
+        "depths": (2, 2, 6, 2),
+        "num_heads": (3, 6, 12, 24),
+        "window_size": 7,
+        "drop_path_rate": 0.2,
+    },
+}
+
+
+def create_fusion_model(variant: str, **overrides: Any) -> LearningEmotionNet:
+    """Factory: a registered variant with optional overrides (e.g. ``fusion="none"``)."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown fusion variant {variant!r}; known: {sorted(VARIANTS)}")
+    kwargs = {**VARIANTS[variant], **overrides}
+    kwargs.pop("pretrained", None)
+    return LearningEmotionNet(FusionConfig(**kwargs))
+
+
+@register_model
+def learning_emotion_small(pretrained: bool = False, **kwargs: Any) -> LearningEmotionNet:
+    """CPU-sized fusion model (embed 32, depths 2-2-2-2, 96 px)."""
+    return create_fusion_model("learning_emotion_small", **kwargs)
+
+
+@register_model
+def learning_emotion_tiny(pretrained: bool = False, **kwargs: Any) -> LearningEmotionNet:
+    """swin_tiny-sized fusion model (embed 96, depths 2-2-6-2, 224 px)."""
+    return create_fusion_model("learning_emotion_tiny", **kwargs)

@@ -1,0 +1,1 @@
+"""Live fan-out: one bus subscription per process, many WebSocket/SSE clients."""

@@ -1,0 +1,1 @@
+"""API schemas (``XCreate`` / ``XUpdate`` / ``XPublic``), kept apart from the ORM tables."""

@@ -1,0 +1,194 @@
+"""Face detection: facenet-pytorch MTCNN on a downscaled copy, plus tracking-guided refinement.
+
+``MtcnnDetector`` searches whole frames (on a copy whose long side is ``long_side``; boxes are
+mapped back to source pixels) and filters on probability, minimum size and blur.
+``TrackingGuidedDetector`` runs that full search every ``full_every`` frames of a camera, and
+in between re-scores and refines each face of the previous frame with MTCNN's own output network
+(O-net, the detector's last stage) on its previous square box. A face that fails refinement
+forces a full search on the next frame, so a face is never lost for more than one frame and a
+new face is found within ``full_every`` frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+
+from worker.errors import ConfigError
+from worker.geometry import crop_square, iou, square
+from worker.settings import DetectSettings
+from worker.types import Detections, FaceBox, Frame
+
+logger = logging.getLogger(__name__)
+
+
+class FaceDetector(Protocol):
+    """Finds faces in a batch of frames (one ``Detections`` per frame, same order)."""
+
+    def detect(self, frames: list[Frame]) -> list[Detections]: ...
+
+
+def pick_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without CUDA is a clear error."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but torch sees no CUDA device")
+    if device in ("cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def blur_score(image: np.ndarray, box: FaceBox) -> float:
+    """Variance of the Laplacian of the face region (grey); low = blurred."""
+    h, w = image.shape[:2]
+    x1, y1 = max(0, int(box.x1)), max(0, int(box.y1))
+    x2, y2 = min(w, int(np.ceil(box.x2))), min(h, int(np.ceil(box.y2)))
+    if x2 - x1 < 3 or y2 - y1 < 3:
+        return 0.0
+    grey = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def _to_boxes(raw_boxes: object, raw_probs: object, scale: float) -> list[FaceBox]:
+    """facenet returns object-dtype arrays (or None): cast and map back to source pixels."""
+    if raw_boxes is None or raw_probs is None:
+        return []
+    boxes = np.asarray(raw_boxes, dtype=np.float64).reshape(-1, 4) / scale
+    probs = np.asarray(raw_probs, dtype=np.float64).reshape(-1)
+    return [
+        FaceBox(float(b[0]), float(b[1]), float(b[2]), float(b[3]), float(p))
+        for b, p in zip(boxes, probs, strict=True)
+    ]
+
+
+@dataclass
+class _CameraMemory:
+    frames_since_full: int
+    boxes: tuple[FaceBox, ...]
+    shape: tuple[int, ...]
+    force_full: bool = False
+
+
+class MtcnnDetector:
+    """Whole-frame MTCNN search on a downscaled copy, filtered by probability, size and blur."""
+
+    def __init__(self, settings: DetectSettings, device: str = "auto") -> None:
+        from facenet_pytorch import MTCNN
+
+        self.settings = settings
+        self.device = pick_device(device)
+        self.mtcnn = MTCNN(keep_all=True, device=self.device, min_face_size=20)
+        self.mtcnn.eval()
+        logger.info("MTCNN on %s, detect long side %d", self.device, settings.long_side)
+
+    def _scale(self, image: np.ndarray) -> float:
+        return min(1.0, self.settings.long_side / max(image.shape[:2]))
+
+    def keep(self, image: np.ndarray, box: FaceBox, min_prob: float) -> bool:
+        """The filters: probability, minimum side in source pixels, blur."""
+        if box.prob < min_prob or box.side < self.settings.min_face_px:
+            return False
+        return self.settings.min_blur <= 0 or blur_score(image, box) >= self.settings.min_blur
+
+    def search(self, images: list[np.ndarray]) -> list[list[FaceBox]]:
+        """Full search of BGR images; same-size images go through MTCNN as one batch."""
+        out: list[list[FaceBox] | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(i)
+        for indices in by_shape.values():
+            scale = self._scale(images[indices[0]])
+            # MTCNN's min face is in the searched copy: keep it at the source-pixel minimum.
+            self.mtcnn.min_face_size = max(12, int(self.settings.min_face_px * scale))
+            small = [self._prepare(images[i], scale) for i in indices]
+            with torch.inference_mode():
+                raw_boxes, raw_probs = self.mtcnn.detect(small)
+            for j, i in enumerate(indices):
+                found = _to_boxes(raw_boxes[j], raw_probs[j], scale)
+                out[i] = [b for b in found if self.keep(images[i], b, self.settings.min_prob)]
+        return [boxes or [] for boxes in out]
+
+    @staticmethod
+    def _prepare(image: np.ndarray, scale: float) -> np.ndarray:
+        if scale < 1.0:
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)  # MTCNN expects RGB
+
+    def refine(self, image: np.ndarray, priors: list[FaceBox]) -> list[FaceBox | None]:
+        """Re-score and regress each prior box with MTCNN's O-net (None where it fails)."""
+        if not priors:
+            return []
+        squares = [square(b) for b in priors]
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        patches = np.stack([crop_square(rgb, sq, 48) for sq in squares])  # (N, 48, 48, 3)
+        data = torch.as_tensor(patches, device=self.device).permute(0, 3, 1, 2).float()
+        data = (data - 127.5) * 0.0078125  # (N, 3, 48, 48), MTCNN's normalisation
+        with torch.inference_mode():
+            reg, _landmarks, prob = self.mtcnn.onet(data)
+        reg_np, prob_np = reg.cpu().numpy(), prob[:, 1].cpu().numpy()
+        refined: list[FaceBox | None] = []
+        for (x1, y1, x2, y2), d, p in zip(squares, reg_np, prob_np, strict=True):
+            w, h = x2 - x1 + 1, y2 - y1 + 1
+            box = FaceBox(x1 + d[0] * w, y1 + d[1] * h, x2 + d[2] * w, y2 + d[3] * h, float(p))
+            refined.append(box if self.keep(image, box, self.settings.refine_min_prob) else None)
+        return refined
+
+
+class TrackingGuidedDetector:
+    """Full MTCNN search every ``full_every`` frames per camera; O-net refinement between."""
+
+    def __init__(self, base: MtcnnDetector, full_every: int) -> None:
+        self.base = base
+        self.full_every = full_every
+        self._memory: dict[str, _CameraMemory] = {}
+        self.full_searches = 0
+        self.refinements = 0
+
+    def forget(self, camera_id: str) -> None:
+        """Drop a camera's memory (source restarted or camera released)."""
+        self._memory.pop(camera_id, None)
+
+    def _needs_full(self, frame: Frame) -> bool:
+        mem = self._memory.get(frame.camera_id)
+        if mem is None or mem.force_full or mem.shape != frame.image.shape or not mem.boxes:
+            return True
+        return mem.frames_since_full + 1 >= self.full_every
+
+    def detect(self, frames: list[Frame]) -> list[Detections]:
+        """Detections for each frame; full searches are batched across cameras."""
+        full_idx = [i for i, f in enumerate(frames) if self._needs_full(f)]
+        results: dict[int, Detections] = {}
+        if full_idx:
+            found = self.base.search([frames[i].image for i in full_idx])
+            for i, boxes in zip(full_idx, found, strict=True):
+                f = frames[i]
+                self._memory[f.camera_id] = _CameraMemory(0, tuple(boxes), f.image.shape)
+                results[i] = Detections(f, tuple(boxes), full=True)
+                self.full_searches += 1
+        for i, f in enumerate(frames):
+            if i in results:
+                continue
+            mem = self._memory[f.camera_id]
+            refined = self.base.refine(f.image, list(mem.boxes))
+            kept = tuple(_dedupe([b for b in refined if b is not None]))
+            lost = len(kept) < len(mem.boxes)
+            self._memory[f.camera_id] = _CameraMemory(
+                mem.frames_since_full + 1, kept, f.image.shape, force_full=lost
+            )
+            results[i] = Detections(f, kept, full=False)
+            self.refinements += 1
+        return [results[i] for i in range(len(frames))]
+
+
+def _dedupe(boxes: list[FaceBox], iou_max: float = 0.5) -> list[FaceBox]:
+    """Drop boxes that converged onto the same face (keep the more probable)."""
+    kept: list[FaceBox] = []
+    for box in sorted(boxes, key=lambda b: -b.prob):
+        if all(iou(box, k) <= iou_max for k in kept):
+            kept.append(box)
+    return sorted(kept, key=lambda b: (b.y1, b.x1))
