@@ -51,6 +51,7 @@ class TrainConfig:
     arch: str = "learning_emotion_small"
     fusion: str = "gate"
     img_size: int = 96
+    window_size: int = 0  # 0 = the variant's default (fusion models only)
     seed: int = 0
     batch_size: int = 32
     lr: float = 1e-3
@@ -206,11 +207,12 @@ class Trainer:
     ) -> Phase:
         """Train until the time budget or step cap; evaluate + checkpoint every eval_every."""
         phase = self.phases.setdefault(name, Phase(name))
-        if phase.done:
-            return phase
-        weights = self._class_weights(train) if self.cfg.class_weighting else None
-        loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=self.cfg.label_smoothing)
         budget = minutes * 60.0
+        if phase.done and (phase.step >= max_steps or phase.elapsed >= budget):
+            return phase
+        n_classes = 7 if name == "pretrain" else len(LABELS)
+        weights = self._class_weights(train, n_classes) if self.cfg.class_weighting else None
+        loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=self.cfg.label_smoothing)
         bar = tqdm(total=max_steps, initial=phase.step, desc=name, unit="step", leave=False)
         self.model.train()
         while phase.step < max_steps and phase.elapsed < budget:
@@ -236,8 +238,8 @@ class Trainer:
         self._checkpoint(phase, val, float("nan"))
         return phase
 
-    def _class_weights(self, train: Batches) -> torch.Tensor:
-        counts = torch.bincount(train.y, minlength=int(train.y.max()) + 1).float().clamp_min(1)
+    def _class_weights(self, train: Batches, n_classes: int) -> torch.Tensor:
+        counts = torch.bincount(train.y, minlength=n_classes).float().clamp_min(1)
         w = counts.sum() / counts
         return (w / w.mean()).to(_device())  # inverse frequency, mean 1
 
@@ -286,6 +288,8 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     kwargs: dict[str, Any] = {"img_size": cfg.img_size}
     if not cfg.arch.startswith("baseline:"):
         kwargs |= {"fusion": cfg.fusion, "sun": sun}
+        if cfg.window_size > 0:
+            kwargs["window_size"] = cfg.window_size
     model = create_model(cfg.arch, **kwargs)
     mean = float(torch.as_tensor(model.mean).flatten()[0])
     std = float(torch.as_tensor(model.std).flatten()[0])

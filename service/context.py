@@ -8,6 +8,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.cache import QueryCache
 from service.control import CameraControl, MemoryCameraControl, RedisCameraControl
 from service.ingest.writer import Ingestor
 from service.live.bus import LiveBus, LiveHub, MemoryBus, RedisBus
@@ -28,6 +29,7 @@ class AppContext:
     control: CameraControl
     ingestor: Ingestor
     redis: redis.Redis | None
+    cache: QueryCache
 
 
 def build_context(
@@ -54,4 +56,5 @@ def build_context(
         bus = MemoryBus(hub)
         control = MemoryCameraControl()
     ingestor = Ingestor(factory, bus, metrics, settings.k_anonymity)
-    return AppContext(settings, engine, factory, metrics, bus, control, ingestor, client)
+    cache = QueryCache(settings.history_cache_s)
+    return AppContext(settings, engine, factory, metrics, bus, control, ingestor, client, cache)

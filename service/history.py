@@ -80,6 +80,12 @@ def validate_range(
     return TimeRange(start, end)
 
 
+def next_boundary(now: datetime, bucket_s: int) -> datetime:
+    """The first bucket boundary after ``now`` (a stable default end for a running session)."""
+    t = int(now.timestamp()) // bucket_s * bucket_s + bucket_s
+    return datetime.fromtimestamp(t, UTC)
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 

@@ -18,6 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from service import dashboard
+from service.api import alerts as alerts_api
 from service.api import api_router
 from service.api import health as health_api
 from service.context import AppContext, build_context
@@ -45,11 +47,18 @@ TAGS = [
 
 
 def create_app(
-    settings: ServiceSettings | None = None, *, sessions: sessionmaker[Session] | None = None
+    settings: ServiceSettings | None = None,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+    context: AppContext | None = None,
 ) -> FastAPI:
-    """The API process. ``sessions`` replaces the DB session factory (tests: rolled back)."""
-    settings = settings or ServiceSettings()
-    ctx = build_context(settings, sessions)
+    """The API process.
+
+    ``sessions`` replaces the DB session factory (tests: rolled back); ``context`` passes parts
+    built by an embedding process (``service.embedded``), which then shares its ingestor.
+    """
+    settings = context.settings if context is not None else settings or ServiceSettings()
+    ctx = context or build_context(settings, sessions)
     app = FastAPI(
         title="classroom-emotions service",
         version="0.1.0",
@@ -61,6 +70,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health_api.router)
     app.include_router(api_router)
+    app.include_router(alerts_api.router, prefix="/api/v1")  # issue 7: alert rules
+    app.include_router(dashboard.router)  # issue 7: /dashboard/ pages
     return app
 
 

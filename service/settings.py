@@ -47,6 +47,9 @@ class ServiceSettings(BaseSettings):
     max_timeline_range_days: int = Field(default=2, ge=1)
     max_history_range_days: int = Field(default=366, ge=1)
     max_buckets: int = Field(default=10_000, ge=10)
+    history_cache_s: float = Field(
+        default=2.0, ge=0, description="timeline results are shared this long (0: off)"
+    )
 
     # --- jobs and bootstrap ----------------------------------------------------------------
     retention_days: int = Field(default=30, ge=1)

@@ -126,6 +126,7 @@ def analyse(args: argparse.Namespace) -> Summary:
     try:
         _feed(reader, pipeline, args)
     finally:
+        pipeline.close()
         publisher.close()
     elapsed = time.monotonic() - began
     frames, faces, tracks = pipeline.stats(args.camera_id)

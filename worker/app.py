@@ -88,7 +88,11 @@ def run(
         sink = CallbackPublisher(publisher)
     else:
         sink = publisher  # type: ignore[assignment]
-    pipeline = build_pipeline(settings, sink, metrics)
+    try:
+        pipeline = build_pipeline(settings, sink, metrics)
+    except BaseException:
+        sink.close()
+        raise
     runner = StagedRunner(pipeline)
     coordinator = Coordinator(
         settings.worker_id,
@@ -107,6 +111,7 @@ def run(
         logger.info("worker %s stopping: finishing the batch in flight", settings.worker_id)
         scheduler.close()
         runner.close()
+        pipeline.close()
         coordinator.release_all()
         sink.close()
         if client is not None:

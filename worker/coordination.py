@@ -67,10 +67,14 @@ class Coordinator:
         cams = dict(self.static)
         if self.from_redis and self.client is not None:
             raw: dict[bytes, bytes] = self.client.hgetall(CAMERAS_HASH)  # type: ignore[assignment]
+            self.bad_assignments = {
+                k: v for k, v in self.bad_assignments.items() if k.encode() in raw
+            }
             for key, value in raw.items():
                 cam_id = key.decode()
                 try:
                     cams[cam_id] = CameraAssignment.model_validate_json(value)
+                    self.bad_assignments.pop(cam_id, None)
                 except ValidationError as exc:
                     if self.bad_assignments.get(cam_id) != str(exc):
                         logger.error(
@@ -134,7 +138,13 @@ class Coordinator:
 
     def write_status(self, states: list[CameraState]) -> None:
         """Camera status for the dashboard (CAMERA_STATUS_HASH: camera_id -> JSON)."""
-        if self.client is None or not states:
+        if self.client is None:
+            return
+        states = states + [
+            CameraState(cam_id, "failed", 0, 0, 0, f"invalid assignment: {err}")
+            for cam_id, err in self.bad_assignments.items()
+        ]
+        if not states:
             return
         now = time.time()
         mapping = {

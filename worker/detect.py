@@ -2,16 +2,16 @@
 
 ``MtcnnDetector`` searches whole frames (on a copy whose long side is ``long_side``; boxes are
 mapped back to source pixels) and filters on probability, minimum size and blur.
-``TrackingGuidedDetector`` runs that full search every ``full_every`` frames of a camera, and
-in between re-scores and refines each face of the previous frame with MTCNN's own output network
-(O-net, the detector's last stage) on its previous square box. A face that fails refinement
-forces a full search on the next frame, so a face is never lost for more than one frame and a
-new face is found within ``full_every`` frames.
+``TrackingGuidedDetector`` uses tracking to shrink detection: each face of the previous frame is
+re-scored and refined with MTCNN's own output network (O-net, the detector's last stage) on its
+previous square box, and whole-frame searches run in the background every ``full_every``
+frames (or at once when a face is lost) and are merged a fixed number of frames later.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,10 +67,12 @@ def _to_boxes(raw_boxes: object, raw_probs: object, scale: float) -> list[FaceBo
 
 @dataclass
 class _CameraMemory:
-    frames_since_full: int
     boxes: tuple[FaceBox, ...]
     shape: tuple[int, ...]
-    force_full: bool = False
+    since_search: int = 0
+    pending: Future[list[FaceBox]] | None = None
+    pending_age: int = 0
+    eager_left: int = 0  # frames left in which to search at every chance (a face was lost)
 
 
 class MtcnnDetector:
@@ -140,49 +142,89 @@ class MtcnnDetector:
 
 
 class TrackingGuidedDetector:
-    """Full MTCNN search every ``full_every`` frames per camera; O-net refinement between."""
+    """Track-refinement every frame; full MTCNN searches in the background, merged on schedule.
 
-    def __init__(self, base: MtcnnDetector, full_every: int) -> None:
+    Per camera: the first frame (or a frame of a new size) is searched synchronously. After
+    that each frame's faces are the previous faces refined by O-net on this frame (about 1 ms
+    a face), and a full search of the current frame is started in a background thread every
+    ``full_every`` frames, and at every chance for ``2 * full_every`` frames after a face
+    fails refinement (so a face back from an occlusion keeps its track). Its result is merged
+    exactly ``merge_after`` frames later (waiting for it if needed): faces it found that no
+    current box covers are refined on the current frame and added. Because the schedule
+    counts frames, not seconds, the same frames always give the same detections, live or
+    offline; and the search overlaps the model instead of stalling the stream.
+    """
+
+    def __init__(self, base: MtcnnDetector, full_every: int, merge_after: int = 2) -> None:
         self.base = base
         self.full_every = full_every
+        self.merge_after = max(1, merge_after)
         self._memory: dict[str, _CameraMemory] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="full-search")
         self.full_searches = 0
         self.refinements = 0
 
     def forget(self, camera_id: str) -> None:
         """Drop a camera's memory (source restarted or camera released)."""
-        self._memory.pop(camera_id, None)
+        mem = self._memory.pop(camera_id, None)
+        if mem is not None and mem.pending is not None:
+            mem.pending.cancel()
 
-    def _needs_full(self, frame: Frame) -> bool:
-        mem = self._memory.get(frame.camera_id)
-        if mem is None or mem.force_full or mem.shape != frame.image.shape or not mem.boxes:
-            return True
-        return mem.frames_since_full + 1 >= self.full_every
+    def close(self) -> None:
+        """Stop the background search thread."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def detect(self, frames: list[Frame]) -> list[Detections]:
-        """Detections for each frame; full searches are batched across cameras."""
-        full_idx = [i for i, f in enumerate(frames) if self._needs_full(f)]
+        """Detections for each frame; synchronous searches are batched across cameras."""
+        sync = [
+            i
+            for i, f in enumerate(frames)
+            if (mem := self._memory.get(f.camera_id)) is None or mem.shape != f.image.shape
+        ]
         results: dict[int, Detections] = {}
-        if full_idx:
-            found = self.base.search([frames[i].image for i in full_idx])
-            for i, boxes in zip(full_idx, found, strict=True):
+        if sync:
+            found = self.base.search([frames[i].image for i in sync])
+            for i, boxes in zip(sync, found, strict=True):
                 f = frames[i]
-                self._memory[f.camera_id] = _CameraMemory(0, tuple(boxes), f.image.shape)
+                self._memory[f.camera_id] = _CameraMemory(tuple(boxes), f.image.shape)
                 results[i] = Detections(f, tuple(boxes), full=True)
                 self.full_searches += 1
         for i, f in enumerate(frames):
-            if i in results:
-                continue
-            mem = self._memory[f.camera_id]
-            refined = self.base.refine(f.image, list(mem.boxes))
-            kept = tuple(_dedupe([b for b in refined if b is not None]))
-            lost = len(kept) < len(mem.boxes)
-            self._memory[f.camera_id] = _CameraMemory(
-                mem.frames_since_full + 1, kept, f.image.shape, force_full=lost
-            )
-            results[i] = Detections(f, kept, full=False)
-            self.refinements += 1
+            if i not in results:
+                results[i] = Detections(f, self._follow(f), full=False)
         return [results[i] for i in range(len(frames))]
+
+    def _follow(self, frame: Frame) -> tuple[FaceBox, ...]:
+        mem = self._memory[frame.camera_id]
+        refined = self.base.refine(frame.image, list(mem.boxes))
+        kept = _dedupe([b for b in refined if b is not None])
+        lost = len(kept) < len(mem.boxes)
+        self.refinements += 1
+        mem.since_search += 1
+        if mem.pending is not None:
+            mem.pending_age += 1
+            if mem.pending_age >= self.merge_after:
+                found = mem.pending.result()
+                mem.pending = None
+                kept = self._merge(frame.image, kept, found)
+        if lost:
+            mem.eager_left = 2 * self.full_every
+        mem.eager_left = max(0, mem.eager_left - 1)
+        if mem.pending is None and (lost or mem.eager_left or mem.since_search >= self.full_every):
+            mem.pending = self._pool.submit(self._search_one, frame.image)
+            mem.pending_age, mem.since_search = 0, 0
+        mem.boxes = tuple(kept)
+        return mem.boxes
+
+    def _search_one(self, image: np.ndarray) -> list[FaceBox]:
+        self.full_searches += 1
+        return self.base.search([image])[0]
+
+    def _merge(self, image: np.ndarray, kept: list[FaceBox], found: list[FaceBox]) -> list[FaceBox]:
+        """Add the searched faces no current box covers (refined on the current frame)."""
+        new = [b for b in found if all(iou(b, k) < 0.3 for k in kept)]
+        refined = [b for b in self.base.refine(image, new) if b is not None]
+        return _dedupe(kept + refined)
 
 
 def _dedupe(boxes: list[FaceBox], iou_max: float = 0.5) -> list[FaceBox]:

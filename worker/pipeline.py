@@ -93,6 +93,12 @@ class FramePipeline:
         with self._lock:
             self._cameras.pop(camera_id, None)
 
+    def close(self) -> None:
+        """Release stage resources (the detector's background search thread)."""
+        close = getattr(self.detector, "close", None)
+        if close is not None:
+            close()
+
     def stats(self, camera_id: str) -> tuple[int, int, int]:
         """(messages, faces, distinct tracks) so far for a camera."""
         with self._lock:

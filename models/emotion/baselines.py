@@ -22,7 +22,7 @@ BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
     "resnet18": ("resnet18", {}),
     "vgg16": ("vgg16", {}),
     "efficientnet_b0": ("efficientnet_b0", {}),
-    "vit_tiny": ("vit_tiny_patch16_224", {"img_size": 96}),
+    "vit_tiny": ("vit_tiny_patch16_224", {"img_size": None}),  # None: the run's img_size
     "convnext_atto": ("convnext_atto", {}),
     "convnext_nano": ("convnext_nano", {}),
     "maxvit_nano": ("maxvit_nano_rw_256", {"img_size": 128}),
@@ -38,6 +38,8 @@ class BaselineNet(nn.Module):
             raise ConfigError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
         timm_name, extra = BASELINES[name]
         self.name = name
+        if "img_size" in extra:
+            extra = {**extra, "img_size": extra["img_size"] or img_size}
         self.img_size = int(extra.get("img_size", img_size))
         self.mean, self.std = GREY_MEAN, GREY_STD
         self.net = timm.create_model(

@@ -19,7 +19,7 @@ from service.access import (
     require_per_student,
     require_session,
 )
-from service.deps import CurrentUser, SessionDep, SettingsDep
+from service.deps import ContextDep, CurrentUser, SessionDep, SettingsDep
 from service.errors import NotFoundError
 from service.schemas.common import Limit, Offset
 from service.schemas.history import Bucket, ClassroomHistory, Summary, Timeline
@@ -57,20 +57,30 @@ def timeline_query(
 TimelineQueryDep = Annotated[TimelineQuery, Depends(timeline_query)]
 
 
-def _timeline(
+@dataclass(frozen=True)
+class _Resolved:
+    session_id: str
+    student_id: int | None
+    bucket_s: int
+    rng: hq.TimeRange
+
+
+def _resolve_timeline(
     session_id: str, q: TimelineQuery, user: CurrentUser, db: SessionDep, settings: SettingsDep
-) -> tuple[int, hq.TimeRange, list[Bucket]]:
+) -> _Resolved:
+    """Access checks, validation and the audit record (never cached)."""
     sess, classroom, access = require_session(db, user, session_id)
     bucket_s = hq.parse_bucket(q.bucket)
+    default_end = sess.ended_at or hq.next_boundary(utcnow(), bucket_s)
     rng = hq.validate_range(
         q.start or sess.started_at,
-        q.end or sess.ended_at or utcnow() + timedelta(seconds=1),
+        q.end or default_end,
         max_days=settings.max_timeline_range_days,
         bucket_s=bucket_s,
         max_buckets=settings.max_buckets,
     )
     if q.student is None:
-        return bucket_s, rng, hq.class_timeline(db, sess.id, rng, bucket_s)
+        return _Resolved(sess.id, None, bucket_s, rng)
     require_per_student(user, access, effective_mode(sess, classroom), sess.id)
     student_id = db.scalar(
         select(Student.id).where(Student.classroom_id == classroom.id, Student.code == q.student)
@@ -81,7 +91,13 @@ def _timeline(
         db, user, "timeline", classroom_id=classroom.id, session_id=sess.id, student_code=q.student
     )
     db.commit()
-    return bucket_s, rng, hq.student_timeline(db, sess.id, student_id, rng, bucket_s)
+    return _Resolved(sess.id, student_id, bucket_s, rng)
+
+
+def _buckets(db: SessionDep, r: _Resolved) -> list[Bucket]:
+    if r.student_id is None:
+        return hq.class_timeline(db, r.session_id, r.rng, r.bucket_s)
+    return hq.student_timeline(db, r.session_id, r.student_id, r.rng, r.bucket_s)
 
 
 @router.get("/sessions/{session_id}/timeline", response_model=Timeline)
@@ -91,23 +107,33 @@ def timeline(
     q: TimelineQueryDep,
     user: CurrentUser,
     db: SessionDep,
-    settings: SettingsDep,
+    ctx: ContextDep,
     limit: Limit = 500,
     offset: Offset = 0,
-) -> Timeline:
-    """Class figure (or one student's scores) per bucket; empty buckets are omitted."""
-    bucket_s, rng, buckets = _timeline(session_id, q, user, db, settings)
-    return Timeline(
-        session_id=session_id,
-        student=q.student,
-        bucket_s=bucket_s,
-        start=rng.start,
-        end=rng.end,
-        items=buckets[offset : offset + limit],
-        total=len(buckets),
-        limit=limit,
-        offset=offset,
-    )
+) -> Response:
+    """Class figure (or one student's scores) per bucket; empty buckets are omitted.
+
+    Identical queries within ``EMO_HISTORY_CACHE_S`` (default 2 s) share one computed result.
+    """
+    r = _resolve_timeline(session_id, q, user, db, ctx.settings)
+
+    def compute() -> bytes:
+        buckets = _buckets(db, r)
+        page = Timeline(
+            session_id=r.session_id,
+            student=q.student,
+            bucket_s=r.bucket_s,
+            start=r.rng.start,
+            end=r.rng.end,
+            items=buckets[offset : offset + limit],
+            total=len(buckets),
+            limit=limit,
+            offset=offset,
+        )
+        return page.model_dump_json().encode()
+
+    key = ("timeline", r.session_id, r.student_id, r.bucket_s, r.rng.t0, r.rng.t1, limit, offset)
+    return Response(ctx.cache.get_or_compute(key, compute), media_type="application/json")
 
 
 @router.get("/sessions/{session_id}/timeline.csv", response_class=Response, responses=CSV)
@@ -119,7 +145,7 @@ def timeline_csv(
     settings: SettingsDep,
 ) -> Response:
     """The whole timeline as CSV."""
-    _, _, buckets = _timeline(session_id, q, user, db, settings)
+    buckets = _buckets(db, _resolve_timeline(session_id, q, user, db, settings))
     name = f"timeline-{session_id}{'-' + q.student if q.student else ''}.csv"
     return _csv(hq.buckets_csv(buckets), name)
 

@@ -7,10 +7,12 @@ across processes (live servers) use ``committed_world`` and clean up after thems
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,13 +20,21 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from contract import ClassAggregate, FaceScore, FrameMessage, Probs
-from service.api.users import create_user
 from service.main import create_app
-from service.security import issue_token
+from service.security import hash_password, issue_token
 from service.settings import ServiceSettings
 from service.store.db import migrate
-from service.store.tables import Camera, Classroom, ClassroomGrant, ClassSession, SessionCamera
-from service.store.tables import Student
+from service.store.tables import (
+    Camera,
+    Classroom,
+    ClassroomGrant,
+    ClassSession,
+    SessionCamera,
+    Student,
+    User,
+)
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +95,12 @@ class World:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
+@functools.cache
+def _hashed(password: str) -> str:
+    """scrypt is slow on purpose; tests reuse one hash per password."""
+    return hash_password(password)
+
+
 def build_world(factory: sessionmaker[Session], tag: str = "") -> World:
     with factory() as db:
         room_a = Classroom(name=f"Room A{tag}", privacy_mode="per_student")
@@ -114,7 +130,11 @@ def build_world(factory: sessionmaker[Session], tag: str = "") -> World:
             "analyst_granted": ("analyst", room_a.id, True),
         }
         for name, (role, room, per_student) in grants.items():
-            user = create_user(db, f"{name}{tag}", "password-" + name, role)
+            user = User(
+                username=f"{name}{tag}", password_hash=_hashed("password-" + name), role=role
+            )
+            db.add(user)
+            db.flush()
             if room is not None:
                 db.add(ClassroomGrant(user_id=user.id, classroom_id=room, per_student=per_student))
             world.tokens[name], _ = issue_token(db, user, 1.0)

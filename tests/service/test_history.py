@@ -145,7 +145,8 @@ def test_csv_exports(client: TestClient, world: World, recorded: str) -> None:
     assert [row["subject"] for row in rows] == ["class", "s01", "s02", "s03"]
     assert float(rows[1]["focus"]) == 0.5 and rows[1]["seconds"] == "60"
     r = client.get(
-        f"{API}/classrooms/{world.room_a}/history.csv?bucket=1h&start={_iso(T0 - 3600)}&end={_iso(T0 + 3600)}",
+        f"{API}/classrooms/{world.room_a}/history.csv?bucket=1h"
+        f"&start={_iso(T0 - 3600)}&end={_iso(T0 + 3600)}",
         headers=world.auth("analyst"),
     )
     rows = list(csv.DictReader(io.StringIO(r.text)))
@@ -154,7 +155,8 @@ def test_csv_exports(client: TestClient, world: World, recorded: str) -> None:
 
 def test_classroom_history(client: TestClient, world: World, recorded: str) -> None:
     r = client.get(
-        f"{API}/classrooms/{world.room_a}/history?bucket=1h&start={_iso(T0 - 86400)}&end={_iso(T0 + 86400)}",
+        f"{API}/classrooms/{world.room_a}/history?bucket=1h"
+        f"&start={_iso(T0 - 86400)}&end={_iso(T0 + 86400)}",
         headers=world.auth("analyst"),
     )
     body = r.json()

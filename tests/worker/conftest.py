@@ -74,7 +74,7 @@ def clip(gallery: Gallery, tmp_path_factory: pytest.TempPathFactory) -> Clip:
     """MJPG AVI of the drifting gallery, 12 frames at 2 fps."""
     path = tmp_path_factory.mktemp("clips") / "gallery.avi"
     h, w = gallery.image.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), CLIP_FPS, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), CLIP_FPS, (w, h))
     for image in _frames(gallery, CLIP_FRAMES):
         writer.write(image)
     writer.release()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 
 from contract import LABELS, FrameMessage
+from contract.keys import FRAMES_STREAM
 
 
 def read_jsonl(path: Path) -> list[FrameMessage]:
@@ -87,3 +89,19 @@ def tile_of(
         if tile.x <= cx < tile.x + tile.w and tile.y <= cy < tile.y + tile.h:
             return int(tile.index)
     return None
+
+
+def stream_data(client: Any, count: int | None = None) -> list[dict[str, Any]]:
+    """Decoded ``data`` fields of the frames stream (oldest first; newest ``count`` if given)."""
+    entries: Any = (
+        client.xrange(FRAMES_STREAM)
+        if count is None
+        else client.xrevrange(FRAMES_STREAM, count=count)[::-1]
+    )
+    return [json.loads(fields[b"data"]) for _, fields in entries]
+
+
+def hash_json(client: Any, key: str) -> dict[str, Any]:
+    """A Redis hash of JSON values, decoded."""
+    raw: Any = client.hgetall(key)
+    return {k.decode(): json.loads(v) for k, v in raw.items()}

@@ -6,14 +6,16 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 
-from contract import LABELS
+from contract import LABELS, FrameMessage
 from tests.worker.conftest import Clip, SilentServer
-from tests.worker.helpers import DirectModel, read_all_frames, read_jsonl, tile_of
+from tests.worker.helpers import DirectModel, read_all_frames, read_jsonl, stream_data, tile_of
 from worker.analyse import main
 
 pytestmark = pytest.mark.slow
@@ -50,10 +52,10 @@ def test_every_tile_found_with_stable_tracks(analysed: Path, clip: Clip) -> None
     for i, m in enumerate(messages):
         assert m.aggregate.face_count == len(m.faces)
         for face in m.faces:
-            tile = tile_of(face.box, i, clip.size[0], clip.tiles)
-            assert tile is not None, f"face at {face.box} in frame {i} is in no tile"
-            found[tile] += 1
-            tracks[tile].add(face.track_id)
+            where = tile_of(face.box, i, clip.size[0], clip.tiles)
+            assert where is not None, f"face at {face.box} in frame {i} is in no tile"
+            found[where] += 1
+            tracks[where].add(face.track_id)
     for tile in clip.tiles:
         assert found[tile.index] >= 0.95 * clip.frames, f"tile {tile} found in {found[tile.index]}"
         assert len(tracks[tile.index]) == 1, f"tile {tile.index} had tracks {tracks[tile.index]}"
@@ -207,3 +209,46 @@ def test_url_that_never_answers(
     )
     assert proc.returncode == 2
     assert url in proc.stderr and "not answering" in proc.stderr
+
+
+def test_publish_sends_the_same_messages_to_redis(
+    clip: Clip, model_path: Path, redis_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "pub.jsonl"
+    code = main(
+        [
+            "--source",
+            str(clip.path),
+            "--out",
+            str(out),
+            "--model",
+            str(model_path),
+            "--seconds",
+            "2",
+            "--publish",
+            "--session",
+            "lesson-7",
+            "--redis-url",
+            redis_url,
+            "--start",
+            "2026-01-05T09:00:00+00:00",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    written = read_jsonl(out)
+    published = [
+        FrameMessage.model_validate(d) for d in stream_data(redis.Redis.from_url(redis_url))
+    ]
+    assert published == written and len(written) == 4
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    for m in published:
+        assert m.session_id == "lesson-7"
+        assert m.ts == start + timedelta(seconds=m.t)
+
+
+def test_publish_needs_a_session(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--source", "x.mp4", "--out", str(tmp_path / "o.jsonl"), "--publish"])
+    assert exc.value.code == 2
+    assert "--publish needs --session" in capsys.readouterr().err

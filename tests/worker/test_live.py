@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +18,7 @@ import redis
 from contract import CameraAssignment, FrameMessage
 from contract.keys import CAMERA_STATUS_HASH, FRAMES_STREAM, heartbeat_key, lease_key
 from tests.worker.conftest import Clip, SilentServer
-from tests.worker.helpers import DirectModel, read_all_frames, read_jsonl
+from tests.worker.helpers import DirectModel, hash_json, read_all_frames, read_jsonl, stream_data
 from worker.analyse import main as analyse_main
 from worker.app import run
 from worker.settings import WorkerSettings
@@ -131,7 +133,7 @@ def test_redis_publish_status_and_dead_camera(
         time.sleep(4.0)
         rate = (client.xlen(FRAMES_STREAM) - n0) / (time.monotonic() - t0)
         assert rate >= 1.2, f"healthy camera published {rate:.2f} msg/s (2 fps wanted)"
-        status = {k.decode(): json.loads(v) for k, v in client.hgetall(CAMERA_STATUS_HASH).items()}
+        status = hash_json(client, CAMERA_STATUS_HASH)
         assert status["healthy"]["state"] == "running"
         assert status["dead"]["state"] in ("connecting", "reconnecting", "failed")
         assert status["dead"]["last_error"] and dead_url in status["dead"]["last_error"]
@@ -140,8 +142,7 @@ def test_redis_publish_status_and_dead_camera(
     # graceful stop released the leases and the heartbeat
     assert not client.exists(lease_key("healthy")) and not client.exists(heartbeat_key("w-redis"))
 
-    entries = client.xrange(FRAMES_STREAM)
-    messages = [FrameMessage.model_validate_json(fields[b"data"]) for _, fields in entries]
+    messages = [FrameMessage.model_validate(d) for d in stream_data(client)]
     assert {m.camera_id for m in messages} == {"healthy"}
     frames = read_all_frames(clip.path)
     model = DirectModel(model_path)
@@ -150,3 +151,36 @@ def test_redis_publish_status_and_dead_camera(
         expected = model.predict(image, [f.box for f in m.faces])
         got = np.array([f.probs.as_list() for f in m.faces])
         np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def test_python_m_worker_bad_settings_and_missing_model(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMO_WORKER_")}
+    bad = subprocess.run(
+        [sys.executable, "-m", "worker"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**env, "EMO_WORKER_REDIS_URL": "", "EMO_WORKER_CAMERAS": "not json"},
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2 and "EMO_WORKER_CAMERAS" in bad.stderr.upper()
+    missing = tmp_path / "absent.onnx"
+    proc = subprocess.run(
+        [sys.executable, "-m", "worker"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **env,
+            "EMO_WORKER_MODEL_PATH": str(missing),
+            "EMO_WORKER_METRICS_PORT": "0",
+            "EMO_WORKER_CAMERAS": '[{"camera_id": "c", "url": "0"}]',
+            "EMO_WORKER_REDIS_URL": "redis://127.0.0.1:1/0",
+        },
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert f"model file {missing} not found" in proc.stderr

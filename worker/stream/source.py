@@ -161,6 +161,16 @@ class CameraSource:
             self._state = state
 
     def _reader(self, gen: int) -> None:
+        """Thread body: an unexpected error marks the camera failed (the scheduler restarts
+        failed streams) instead of dying silently."""
+        try:
+            self._read_forever(gen)
+        except Exception as exc:
+            logger.exception("camera %s: reader crashed", self.camera_id)
+            self.last_error = f"reader crashed: {exc!r}"
+            self._set_state(SourceState.FAILED, gen)
+
+    def _read_forever(self, gen: int) -> None:
         first = True
         while self._current(gen):
             opened = self._connect(

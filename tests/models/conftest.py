@@ -1,0 +1,87 @@
+"""Fixtures for model tests: tiny manifests of real crops and a tiny real training run."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.train import TrainConfig, train
+
+PER_CLASS = {"train": 3, "val": 2, "test": 2}
+
+
+def real_rows(data_dir: Path, split: str, per_class: int) -> list[dict[str, str]]:
+    """The first ``per_class`` rows of each label in ``split`` of the shared manifest."""
+    manifest = data_dir / "learning-emotions" / "manifest.csv"
+    with manifest.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == split]
+    picked: list[dict[str, str]] = []
+    for label in ("joy", "focus", "thinking", "boredom", "confusion", "drowsy"):
+        picked += [r for r in rows if r["label"] == label][:per_class]
+    return picked
+
+
+def write_manifest(folder: Path, rows: list[dict[str, str]], data_dir: Path) -> Path:
+    """A manifest.csv in ``folder`` whose paths point (absolutely) at the shared crops."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fields = list(rows[0].keys())
+    with (folder / "manifest.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for r in rows:
+            abs_path = str(data_dir / "learning-emotions" / r["path"])
+            writer.writerow({**r, "path": abs_path})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_data(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest folder with a few real crops per class and split (no images copied)."""
+    rows: list[dict[str, str]] = []
+    for split, n in PER_CLASS.items():
+        rows += real_rows(data_dir, split, n)
+    return write_manifest(tmp_path_factory.mktemp("tiny") / "le", rows, data_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_fer(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A FER2013-format folder with 32 real FER2013 training faces."""
+    folder = tmp_path_factory.mktemp("fer")
+    with np.load(data_dir / "fer2013" / "train.npz") as npz:
+        np.savez(folder / "train.npz", images=npz["images"][:32], labels=npz["labels"][:32])
+    return folder
+
+
+TINY_CFG = TrainConfig(
+    batch_size=8,
+    pretrain_steps=2,
+    finetune_steps=2,
+    eval_every=1,
+    pretrain_minutes=5,
+    finetune_minutes=5,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(
+    tiny_data: Path, tiny_fer: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A real (2 + 2 step) training run of the fusion model; returns its folder."""
+    out = tmp_path_factory.mktemp("run")
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer))
+    train(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run's best checkpoint exported with fp16-stored weights (+ sidecar)."""
+    from models.export import export
+
+    onnx_path = tmp_path_factory.mktemp("export") / "learning_emotion.onnx"
+    export(tiny_run / "best.pt", onnx_path, n_parity=8, fp16_weights=True)
+    return onnx_path

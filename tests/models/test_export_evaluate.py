@@ -1,0 +1,86 @@
+"""Export parity on real crops, the sidecar, and the evaluate CLI on a tiny manifest."""
+
+from __future__ import annotations
+
+import csv
+import json
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from contract.labels import LABELS
+from contract.sidecar import ModelSidecar
+from models.checkpoint import model_from_checkpoint
+from models.evaluate import main as evaluate_main
+from models.export import WithSoftmax, export, parity_inputs
+
+pytestmark = pytest.mark.slow
+
+REPORT_KEYS = {
+    "accuracy",
+    "mean_class_accuracy",
+    "macro_f1",
+    "per_class",
+    "per_source",
+    "confusion_matrix",
+    "n",
+}
+
+
+def test_export_matches_pytorch_on_real_crops_with_dynamic_batch(tiny_run, tmp_path):
+    onnx_path = tmp_path / "fp32.onnx"
+    export(tiny_run / "best.pt", onnx_path, n_parity=8)  # raises if parity > 1e-4
+    model, _ = model_from_checkpoint(tiny_run / "best.pt")
+    x = parity_inputs(96, (0.5,) * 3, (0.25,) * 3, 5)  # a batch size not used at export
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(["probs"], {"image": x})[0]
+    with torch.no_grad():
+        ref = WithSoftmax(model)(torch.from_numpy(x)).numpy()
+    assert got.shape == (5, len(LABELS))
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(got - ref).max() <= 1e-4
+
+
+def test_sidecar_describes_the_graph(exported):
+    side = ModelSidecar.load(exported.with_suffix(".json"))  # verifies the ONNX hash
+    assert side.input_name == "image" and side.output_name == "probs"
+    assert side.input_size == 96 and side.colour == "grey"
+    assert side.labels == LABELS
+    assert side.saliency.in_graph and side.saliency.method == "sun"
+    assert len(side.saliency.params["scales"]) == 9  # type: ignore[arg-type]
+    assert side.model["arch"] == "learning_emotion_small"
+    assert exported.stat().st_size <= 25 * 1024 * 1024
+
+
+def test_evaluate_cli_writes_report_and_png(exported, tiny_data, tmp_path):
+    out = tmp_path / "report.json"
+    rc = evaluate_main(
+        ["--onnx", str(exported), "--data", str(tiny_data), "--split", "test", "--out", str(out)]
+    )
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    assert set(rep) == REPORT_KEYS
+    assert rep["n"] == 12  # 2 test crops per class
+    assert list(rep["per_class"]) == list(LABELS)
+    assert all(set(v) == {"precision", "recall", "f1", "support"} for v in rep["per_class"].values())
+    assert sum(v["support"] for v in rep["per_source"].values()) == 12
+    cm = np.array(rep["confusion_matrix"])
+    assert cm.shape == (6, 6) and cm.sum() == 12 and (cm.sum(axis=1) == 2).all()
+    assert 0.0 <= rep["macro_f1"] <= 1.0
+    assert out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_evaluate_without_split_column_uses_all_rows(exported, tiny_data, tmp_path):
+    folder = tmp_path / "nosplit"
+    folder.mkdir()
+    with (tiny_data / "manifest.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))[:5]
+    with (folder / "manifest.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label"])
+        w.writerows([[r["path"], r["label"]] for r in rows])
+    out = tmp_path / "r.json"
+    assert evaluate_main(["--onnx", str(exported), "--data", str(folder), "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["n"] == 5 and list(rep["per_source"]) == ["unknown"]

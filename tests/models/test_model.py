@@ -1,0 +1,67 @@
+"""Forward shapes of every fusion variant, ablation and baseline."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+from contract.labels import LABELS
+from models.emotion import create_model
+from models.emotion.fusion import FusionConfig
+from models.errors import ConfigError
+
+
+@pytest.mark.parametrize("fusion", ["gate", "sum", "none"])
+def test_small_variant_and_ablations_forward(fusion):
+    torch.manual_seed(0)
+    model = create_model("learning_emotion_small", fusion=fusion).eval()
+    x = torch.randn(3, 3, 96, 96)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        logits = model.forward_head(feats)
+    assert feats.shape == (3, 3, 3, 256)  # (B, H/32, W/32, 8 * embed) NHWC
+    assert logits.shape == (3, len(LABELS))
+    assert torch.isfinite(logits).all()
+    has_local = fusion != "none"
+    assert (model.local_branch is not None) == has_local
+    assert len(model.fusions) == (4 if has_local else 0)
+
+
+def test_fusion_changes_output_and_saliency_is_inside():
+    torch.manual_seed(0)
+    model = create_model("learning_emotion_small", fusion="gate").eval()
+    x = torch.randn(2, 3, 96, 96)
+    sal = model.saliency_map(x)
+    assert sal.shape == (2, 1, 96, 96) and sal.min() >= 0 and sal.max() <= 1
+    with torch.no_grad():
+        base = model(x)
+        model.fusions[0].tc.weight.mul_(2.0)  # the local path really feeds the output
+        assert not torch.allclose(base, model(x))
+
+
+def test_variants_are_registered_in_timm_and_tiny_is_swin_tiny_sized():
+    assert "learning_emotion_small" in timm.list_models("learning_emotion_*")
+    tiny = timm.create_model("learning_emotion_tiny", pretrained=False)
+    assert tiny.cfg.embed_dim == 96 and tiny.cfg.depths == (2, 2, 6, 2)
+    with torch.no_grad():
+        assert tiny(torch.zeros(1, 3, 224, 224)).shape == (1, len(LABELS))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "convnext_atto", "vit_tiny"])
+def test_baselines_forward(name):
+    model = create_model(f"baseline:{name}", img_size=64).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, model.img_size, model.img_size))
+    assert out.shape == (2, len(LABELS))
+
+
+def test_unknown_architectures_and_bad_configs_are_rejected():
+    with pytest.raises(ConfigError, match="unknown model architecture 'nope'"):
+        create_model("nope")
+    with pytest.raises(ConfigError, match="unknown baseline"):
+        create_model("baseline:nope")
+    with pytest.raises(ConfigError, match="fusion must be"):
+        FusionConfig(fusion="concat")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        FusionConfig(img_size=100)

@@ -1,0 +1,63 @@
+"""A few real training steps on real crops, checkpoints and resume."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from contract.labels import LABELS
+from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from models.errors import CheckpointError
+from models.train import train
+from tests.models.conftest import TINY_CFG
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_self_describing_checkpoints(tiny_run):
+    last = load_checkpoint(tiny_run / "last.pt")
+    assert last["arch"] == "learning_emotion_small"
+    assert tuple(last["labels"]) == LABELS
+    assert last["train_config"]["seed"] == 0
+    assert len(last["model_args"]["sun"]["scales"]) == 9  # fitted SUN params travel with it
+    assert last["phases"]["pretrain"]["step"] == 2 and last["phases"]["pretrain"]["done"]
+    assert last["phases"]["finetune"]["step"] == 2
+    vals = [h["val_macro_f1"] for h in last["history"] if h["phase"] == "finetune"]
+    assert vals and all(0.0 <= v <= 1.0 for v in vals if v == v)
+    model, _ = model_from_checkpoint(tiny_run / "best.pt")  # rebuilt without training code
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 96, 96)).shape == (1, len(LABELS))
+
+
+@pytest.mark.slow
+def test_resume_continues_from_last_checkpoint(tiny_run, tiny_data, tiny_fer, tmp_path):
+    before = load_checkpoint(tiny_run / "last.pt")
+    cfg = replace(
+        TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer), finetune_steps=3
+    )
+    train(cfg, tmp_path, resume=tiny_run / "last.pt")
+    after = load_checkpoint(tmp_path / "last.pt")
+    assert after["phases"]["pretrain"] == before["phases"]["pretrain"]  # not redone
+    assert after["phases"]["finetune"]["step"] == 3
+    steps = [(h["phase"], h["step"]) for h in after["history"]]
+    assert steps[: len(before["history"])] == [(h["phase"], h["step"]) for h in before["history"]]
+    assert steps[-1] == ("finetune", 3)
+
+
+def test_checkpoint_write_is_atomic(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"arch": "a", "model_args": {}, "model": {}, "step": 1})
+    with pytest.raises(Exception, match="pickle|lambda"):
+        save_checkpoint(path, {"arch": "a", "model_args": {}, "model": {}, "bad": lambda: 0})
+    assert load_checkpoint(path)["step"] == 1  # the old checkpoint survives the crash
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left
+
+
+def test_bad_checkpoints_are_named(tmp_path):
+    with pytest.raises(CheckpointError, match="missing.pt not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt cannot be read"):
+        load_checkpoint(junk)
