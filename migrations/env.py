@@ -35,6 +35,16 @@ def run_offline() -> None:
 
 
 def run_online() -> None:
+    given = config.attributes.get("connection")
+    if given is not None:  # service.store.db holds the migration lock on this connection
+        context.configure(
+            connection=given,
+            target_metadata=Base.metadata,
+            render_as_batch=given.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     url = _url()
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:

@@ -48,7 +48,7 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
 def real_crops(size: int, n: int = BATCH) -> tuple[np.ndarray, bool]:
     """RGB uint8 (n, size, size, 3) validation crops, or noise when the data is absent."""
     try:
-        rows = load_manifest(ModelsSettings().learning_emotions_dir, "val")[:: 7][:n]
+        rows = load_manifest(ModelsSettings().learning_emotions_dir, "val")[::7][:n]
         return load_images(rows, size), True
     except DataError:
         rng = np.random.default_rng(0)

@@ -43,7 +43,9 @@ def load_manifest(data_dir: Path, split: str | None = None) -> list[ManifestRow]
     """Rows of ``data_dir/manifest.csv`` (only ``split`` rows if given), validated."""
     manifest = data_dir / MANIFEST
     if not manifest.is_file():
-        raise ManifestError(f"manifest {manifest} not found (expected a CSV with columns path,label)")
+        raise ManifestError(
+            f"manifest {manifest} not found (expected a CSV with columns path,label)"
+        )
     try:
         with manifest.open(newline="") as fh:
             reader = csv.DictReader(fh)
@@ -61,7 +63,8 @@ def load_manifest(data_dir: Path, split: str | None = None) -> list[ManifestRow]
         label = (rec.get("label") or "").strip()
         if label not in LABELS:
             raise ManifestError(
-                f"manifest {manifest} line {lineno}: unknown label {label!r}; expected one of {LABELS}"
+                f"manifest {manifest} line {lineno}: unknown label {label!r}; "
+                f"expected one of {LABELS}"
             )
         rel = (rec.get("path") or "").strip()
         if not rel:
@@ -72,7 +75,7 @@ def load_manifest(data_dir: Path, split: str | None = None) -> list[ManifestRow]
         rows.append(
             ManifestRow(
                 path=data_dir / rel,
-                label=LABELS.index(label),  # type: ignore[arg-type]
+                label=LABELS.index(label),
                 source=(rec.get("source") or "unknown").strip() or "unknown",
                 subject=(rec.get("subject") or "").strip(),
                 split=row_split,
@@ -135,9 +138,10 @@ def normalise(
         raise DataError(f"expected RGB images (N, H, W, 3), got shape {rgb.shape}")
     if grey:
         rgb = to_grey_rgb(rgb)
-    x = rgb.astype(np.float32) / 255.0
-    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, 3, H, W)
+    m = np.asarray(mean, dtype=np.float32)
+    s = np.asarray(std, dtype=np.float32)
+    x = (rgb.astype(np.float32) / np.float32(255.0) - m) / s  # (N, H, W, 3)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)  # (N, 3, H, W)
 
 
 def load_fer2013(fer_dir: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +172,11 @@ def augment(x: torch.Tensor, gen: torch.Generator, max_shift: int = 8) -> torch.
     padded = torch.nn.functional.pad(x, (max_shift,) * 4, mode="reflect")  # (B, 3, H+2s, W+2s)
     dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen)
     dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen)
-    rows = (dy.view(b, 1) + torch.arange(h).view(1, h)).view(b, 1, h, 1).expand(b, 3, h, w + 2 * max_shift)
+    rows = (
+        (dy.view(b, 1) + torch.arange(h).view(1, h))
+        .view(b, 1, h, 1)
+        .expand(b, 3, h, w + 2 * max_shift)
+    )
     x = padded.gather(2, rows)  # (B, 3, H, W+2s)
     cols = (dx.view(b, 1) + torch.arange(w).view(1, w)).view(b, 1, 1, w).expand(b, 3, h, w)
     x = x.gather(3, cols)  # (B, 3, H, W)

@@ -1,4 +1,6 @@
-"""Evaluation job: ``python -m models.evaluate --onnx PATH --data DIR [--split NAME] --out REPORT.json``.
+"""Evaluation job (ONNX model on a manifest folder).
+
+``python -m models.evaluate --onnx PATH --data DIR [--split NAME] --out REPORT.json``
 
 Runs an exported model (through its sidecar, as the worker would) on the crops of
 ``DIR/manifest.csv`` (only ``--split`` rows if given) and writes REPORT.json with keys
@@ -66,7 +68,9 @@ def predict(
     """Probabilities (N, 6) for RGB uint8 crops (N, S, S, 3) preprocessed from the sidecar."""
     probs = []
     for start in range(0, len(rgb), batch):
-        x = normalise(rgb[start : start + batch], sidecar.mean, sidecar.std, sidecar.colour == "grey")
+        x = normalise(
+            rgb[start : start + batch], sidecar.mean, sidecar.std, sidecar.colour == "grey"
+        )
         probs.append(sess.run([sidecar.output_name], {sidecar.input_name: x})[0])
     return np.concatenate(probs)
 
@@ -110,7 +114,9 @@ def evaluate(onnx_path: Path, data_dir: Path, split: str | None, out: Path) -> d
     tmp.replace(out)
     title = f"{onnx_path.name} on {data_dir.name}" + (f" [{split}]" if split else "")
     save_confusion_png(rep["confusion_matrix"], out.with_suffix(".png"), title)
-    logger.info("n=%d accuracy %.4f macro-F1 %.4f -> %s", rep["n"], rep["accuracy"], rep["macro_f1"], out)
+    logger.info(
+        "n=%d accuracy %.4f macro-F1 %.4f -> %s", rep["n"], rep["accuracy"], rep["macro_f1"], out
+    )
     return rep
 
 

@@ -1,4 +1,6 @@
-"""Export job: ``python -m models.export [--checkpoint runs/.../best.pt] [--out models/weights/...]``.
+"""Export job: checkpoint -> ONNX + sidecar JSON, checked against PyTorch.
+
+``python -m models.export [--checkpoint runs/.../best.pt] [--out models/weights/...onnx]``
 
 Writes an ONNX graph (input ``image`` float32 (B, 3, H, W) normalised as the sidecar says,
 greyscale as 3 identical channels; output ``probs`` (B, 6) softmax; dynamic batch; SUN saliency
@@ -18,8 +20,8 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper, numpy_helper
 import torch
+from onnx import helper, numpy_helper
 from torch import nn
 
 from contract.labels import LABELS
@@ -96,7 +98,10 @@ def store_weights_fp16(path: Path, min_elements: int = 1024) -> int:
             kept.append(half)
             casts.append(
                 helper.make_node(
-                    "Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
+                    "Cast",
+                    [half.name],
+                    [init.name],
+                    to=onnx.TensorProto.FLOAT,
                     name=f"{init.name}__cast",
                 )
             )
@@ -166,6 +171,7 @@ def build_sidecar(
 def export(
     ckpt_path: Path,
     onnx_path: Path,
+    *,
     tol: float = 1e-4,
     n_parity: int = 32,
     fp16_weights: bool = False,
@@ -195,7 +201,11 @@ def export(
     tmp.replace(side_path)
     logger.info(
         "exported %s (%.2f MiB, fp32 parity max|Δ| %.2e on %d real crops) + %s",
-        onnx_path, nbytes / 2**20, err, n_parity, side_path,
+        onnx_path,
+        nbytes / 2**20,
+        err,
+        n_parity,
+        side_path,
     )
     return sidecar
 
@@ -215,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         help="stored weight precision (compute is fp32 either way)",
     )
     args = p.parse_args(argv)
-    export(args.checkpoint, args.out, args.tol, fp16_weights=args.weights == "fp16")
+    export(args.checkpoint, args.out, tol=args.tol, fp16_weights=args.weights == "fp16")
     return 0
 
 

@@ -57,5 +57,5 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, sources: Sequence[str]) -> di
         "per_class": per_class,
         "per_source": per_source,
         "confusion_matrix": cm.tolist(),
-        "n": int(len(y_true)),
+        "n": len(y_true),
     }

@@ -113,6 +113,9 @@ class DogFeatures(nn.Module):
     ``size`` is the expected input side; other sizes work too (matrices built per call).
     """
 
+    opponent: torch.Tensor
+    blur: torch.Tensor
+
     def __init__(self, sigmas: Sequence[float], size: int = 96) -> None:
         super().__init__()
         self.sigmas = tuple(sigmas)
@@ -140,6 +143,9 @@ class DogFeatures(nn.Module):
 
 class SunSaliency(nn.Module):
     """RGB (B,3,H,W) in [0,1] -> SUN saliency (B,1,H,W) in [0,1]."""
+
+    inv_scales: torch.Tensor
+    shapes: torch.Tensor
 
     def __init__(self, params: SunParams | None = None, size: int = 96) -> None:
         super().__init__()

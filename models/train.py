@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from contract.labels import LABELS
 from models.checkpoint import build_model, load_checkpoint, model_args_of, save_checkpoint
@@ -35,7 +35,6 @@ from models.data import (
     to_grey_rgb,
 )
 from models.emotion import create_model
-from models.emotion.fusion import LearningEmotionNet
 from models.errors import ConfigError
 from models.metrics import macro_f1
 from models.saliency import fit_sun_params
@@ -80,6 +79,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup_frac": 0.0,
         "label_smoothing": 0.0,
         "finetune_steps": 200 * 162,  # 200 epochs of the training split
+        "eval_every": 162,  # one epoch (5,185 crops / 32), so the plateau rule counts epochs
     },
 }
 
@@ -299,24 +299,32 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     trainer = Trainer(cfg, out, model, sun)
     if ckpt is not None:
         trainer.resume(ckpt)
-    if cfg.pretrain_minutes > 0 and cfg.pretrain_steps > 0:
-        if not trainer.phases.get("pretrain", Phase("pretrain")).done:
-            fer_dir = Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
-            fx, fy = load_fer2013(fer_dir, "train", cfg.img_size)
-            if "pretrain" not in trainer.phases:
-                model.reset_classifier(7)  # type: ignore[operator]
-                trainer.opt = trainer._optimizer()
-            fer = Batches(fx, fy, mean, std)
-            trainer.run_phase("pretrain", fer, None, cfg.pretrain_minutes, cfg.pretrain_steps)
+    pretrain = cfg.pretrain_minutes > 0 and cfg.pretrain_steps > 0
+    if pretrain and not trainer.phases.get("pretrain", Phase("pretrain")).done:
+        fer_dir = Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
+        fx, fy = load_fer2013(fer_dir, "train", cfg.img_size)
+        if "pretrain" not in trainer.phases:
+            model.reset_classifier(7)  # type: ignore[operator]
+            trainer.opt = trainer._optimizer()
+        fer = Batches(fx, fy, mean, std)
+        trainer.run_phase("pretrain", fer, None, cfg.pretrain_minutes, cfg.pretrain_steps)
     if "finetune" not in trainer.phases:
         model.reset_classifier(len(LABELS))  # type: ignore[operator]
         trainer.opt = trainer._optimizer()
-    tr = Batches(*data["train"], mean, std)
-    va = Batches(*data["val"], mean, std)
+    tr = Batches(data["train"][0], data["train"][1], mean, std)
+    va = Batches(data["val"][0], data["val"][1], mean, std)
     trainer.run_phase("finetune", tr, va, cfg.finetune_minutes, cfg.finetune_steps)
     best = out / "best.pt"
     logger.info("best validation macro-F1 %.4f -> %s", trainer.phases["finetune"].best, best)
     return best
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes/no, got {text!r}")
 
 
 def _parse(argv: list[str] | None) -> tuple[TrainConfig, Path, Path | None]:
@@ -325,10 +333,13 @@ def _parse(argv: list[str] | None) -> tuple[TrainConfig, Path, Path | None]:
     p.add_argument("--out", type=Path, help="run folder (default runs/<arch>-<fusion>-s<seed>)")
     p.add_argument("--resume", type=Path, help="a last.pt to continue")
     for f in TrainConfig.__dataclass_fields__.values():
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=None)
+        kind = _yes_no if isinstance(f.default, bool) else type(f.default)
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
     args = p.parse_args(argv)
     over = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
-    cfg = replace(TrainConfig(**PRESETS[args.preset]), **{k: v for k, v in over.items() if v is not None})
+    cfg = replace(
+        TrainConfig(**PRESETS[args.preset]), **{k: v for k, v in over.items() if v is not None}
+    )
     if cfg.schedule not in ("cosine", "plateau"):
         raise ConfigError(f"--schedule must be cosine or plateau, got {cfg.schedule!r}")
     tag = cfg.arch.replace("baseline:", "") + ("" if "baseline:" in cfg.arch else f"-{cfg.fusion}")

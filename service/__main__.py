@@ -1,7 +1,8 @@
-"""``python -m service``: the API under uvicorn (EMO_HOST, EMO_PORT)."""
+"""``python -m service [--host H] [--port P]``: the API under uvicorn (EMO_HOST, EMO_PORT)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 
 import uvicorn
@@ -10,10 +11,16 @@ from service.main import create_app
 from service.settings import ServiceSettings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    parser.add_argument("--host", default=None, help="default: EMO_HOST (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="default: EMO_PORT (8000)")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = ServiceSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    host = args.host or settings.host
+    port = args.port or settings.port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 if __name__ == "__main__":

@@ -53,13 +53,15 @@ class BenchConfig:
     seconds: int  # length of the recorded session
     students: int
     timeline_clients: int
-    timeline_requests: int  # per client
+    timeline_seconds: int  # open loop: each client sends one request per second this long
+    timeline_requests: int  # closed loop: back-to-back requests per client
+    baseline: bool  # also measure the timeline with the result cache off
     live_clients: int
     live_events: int
 
 
-QUICK = BenchConfig(3600, 30, 50, 4, 100, 10)
-FULL = BenchConfig(3600, 30, 50, 20, 100, 40)
+QUICK = BenchConfig(3600, 30, 50, 6, 2, False, 100, 10)
+FULL = BenchConfig(3600, 30, 50, 20, 10, True, 100, 40)
 
 
 def _p95(values: list[float]) -> float:
@@ -169,39 +171,59 @@ def bench_ingest(
     }
 
 
-async def _timeline_client(http: httpx.AsyncClient, url: str, n: int, out: list[float]) -> None:
+async def _timed_get(http: httpx.AsyncClient, url: str, out: list[float]) -> None:
+    start = time.perf_counter()
+    r = await http.get(url)
+    out.append((time.perf_counter() - start) * 1000)
+    if r.status_code != 200 or not r.json()["items"]:
+        raise RuntimeError(f"timeline answered {r.status_code}: {r.text[:200]}")
+
+
+async def _closed_loop(http: httpx.AsyncClient, url: str, n: int, out: list[float]) -> None:
     for _ in range(n):
-        start = time.perf_counter()
-        r = await http.get(url)
-        out.append((time.perf_counter() - start) * 1000)
-        if r.status_code != 200 or r.json()["total"] != 360:
-            raise RuntimeError(f"timeline answered {r.status_code}: {r.text[:200]}")
+        await _timed_get(http, url, out)
+
+
+async def _open_loop(
+    http: httpx.AsyncClient, url: str, seconds: float, phase: float, out: list[float]
+) -> None:
+    """One dashboard: a request every second (a late answer delays nothing else)."""
+    await asyncio.sleep(phase)
+    pending = []
+    for _ in range(int(seconds)):
+        pending.append(asyncio.create_task(_timed_get(http, url, out)))
+        await asyncio.sleep(1.0)
+    await asyncio.gather(*pending)
 
 
 async def bench_timeline(
-    base: str, token: str, cfg: BenchConfig, session_id: str
+    base: str, token: str, cfg: BenchConfig, session_id: str, prefix: str = "timeline"
 ) -> dict[str, float]:
-    end = datetime.fromtimestamp(T0 + 3600, UTC).isoformat()
-    url = f"{base}/api/v1/sessions/{session_id}/timeline"
-    params = f"?bucket=10s&end={end.replace('+00:00', 'Z')}"
+    """Open loop: 50 clients x 1 request/s (the dashboard model); closed loop: back-to-back."""
+    end = datetime.fromtimestamp(T0 + cfg.seconds, UTC).isoformat().replace("+00:00", "Z")
+    url = f"{base}/api/v1/sessions/{session_id}/timeline?bucket=10s&end={end}"
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=cfg.timeline_clients)
+    limits = httpx.Limits(max_connections=cfg.timeline_clients * 2)
+    n = cfg.timeline_clients
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as http:
-        await http.get(url + params)  # warm-up
-        latencies: list[float] = []
+        await http.get(url)  # warm-up
+        closed_lat: list[float] = []  # also opens the clients' connections
         start = time.perf_counter()
         await asyncio.gather(
-            *(
-                _timeline_client(http, url + params, cfg.timeline_requests, latencies)
-                for _ in range(cfg.timeline_clients)
-            )
+            *(_closed_loop(http, url, cfg.timeline_requests, closed_lat) for _ in range(n))
         )
         wall = time.perf_counter() - start
+        open_lat: list[float] = []
+        await asyncio.gather(
+            *(_open_loop(http, url, cfg.timeline_seconds, i / n, open_lat) for i in range(n))
+        )
     return {
-        "timeline_p95_ms": round(_p95(latencies), 1),
-        "timeline_p50_ms": round(statistics.median(latencies), 1),
-        "timeline_requests": len(latencies),
-        "timeline_rps": round(len(latencies) / wall, 1),
+        f"{prefix}_p95_ms": round(_p95(open_lat), 1),
+        f"{prefix}_p50_ms": round(statistics.median(open_lat), 1),
+        f"{prefix}_requests": len(open_lat),
+        f"{prefix}_closed_loop_p95_ms": round(_p95(closed_lat), 1),
+        f"{prefix}_closed_loop_p50_ms": round(statistics.median(closed_lat), 1),
+        f"{prefix}_closed_loop_rps": round(len(closed_lat) / wall, 1),
     }
 
 
@@ -260,7 +282,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def api_process(settings: ServiceSettings) -> Iterator[str]:
+def api_process(settings: ServiceSettings, **extra_env: str) -> Iterator[str]:
     """``python -m service`` on a free loopback port; yields its base URL."""
     port = _free_port()
     env = {
@@ -273,6 +295,7 @@ def api_process(settings: ServiceSettings) -> Iterator[str]:
         "EMO_MIGRATE_ON_START": "false",
         "EMO_INGEST_IN_API": "false",
         "EMO_DB_POOL_SIZE": "20",
+        **extra_env,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "service"],
@@ -314,6 +337,11 @@ def run(cfg: BenchConfig, admin_url: str, redis_url: str) -> dict[str, object]:
         with api_process(settings) as base:
             result.update(asyncio.run(bench_timeline(base, token, cfg, session_id)))
             result.update(asyncio.run(bench_live(base, token, cfg, settings, factory)))
+        if cfg.baseline:
+            with api_process(settings, EMO_HISTORY_CACHE_S="0") as base:
+                result.update(
+                    asyncio.run(bench_timeline(base, token, cfg, session_id, "timeline_nocache"))
+                )
         engine.dispose()
     result["cpu_count"] = os.cpu_count() or 0
     result["load_avg_1m"] = round(os.getloadavg()[0], 2)

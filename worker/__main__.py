@@ -9,6 +9,7 @@ import threading
 from types import FrameType
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from worker.app import run
 from worker.errors import WorkerError
@@ -21,9 +22,11 @@ def main() -> int:
     """Parse settings, install SIGTERM/SIGINT handlers, run until told to stop."""
     try:
         settings = WorkerSettings()
-    except ValidationError as exc:
+    except (ValidationError, SettingsError) as exc:
         logging.basicConfig(level=logging.INFO)
-        logger.error("invalid worker settings (EMO_WORKER_*): %s", exc)
+        logger.error(
+            "invalid worker settings: %s (field X is read from EMO_WORKER_X; lists as JSON)", exc
+        )
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(),

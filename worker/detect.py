@@ -134,9 +134,14 @@ class MtcnnDetector:
             reg, _landmarks, prob = self.mtcnn.onet(data)
         reg_np, prob_np = reg.cpu().numpy(), prob[:, 1].cpu().numpy()
         refined: list[FaceBox | None] = []
-        for (x1, y1, x2, y2), d, p in zip(squares, reg_np, prob_np, strict=True):
+        for prior, (x1, y1, x2, y2), d, p in zip(priors, squares, reg_np, prob_np, strict=True):
             w, h = x2 - x1 + 1, y2 - y1 + 1
-            box = FaceBox(x1 + d[0] * w, y1 + d[1] * h, x2 + d[2] * w, y2 + d[3] * h, float(p))
+            # O-net moves the box; its size stays the prior's (iterating O-net's size
+            # regression on its own output drifts: boxes grow ~2 % a frame).
+            cx = (x1 + d[0] * w + x2 + d[2] * w) / 2.0
+            cy = (y1 + d[1] * h + y2 + d[3] * h) / 2.0
+            hw, hh = (prior.x2 - prior.x1) / 2.0, (prior.y2 - prior.y1) / 2.0
+            box = FaceBox(cx - hw, cy - hh, cx + hw, cy + hh, float(p))
             refined.append(box if self.keep(image, box, self.settings.refine_min_prob) else None)
         return refined
 
@@ -221,16 +226,18 @@ class TrackingGuidedDetector:
         return self.base.search([image])[0]
 
     def _merge(self, image: np.ndarray, kept: list[FaceBox], found: list[FaceBox]) -> list[FaceBox]:
-        """Add the searched faces no current box covers (refined on the current frame)."""
-        new = [b for b in found if all(iou(b, k) < 0.3 for k in kept)]
-        refined = [b for b in self.base.refine(image, new) if b is not None]
-        return _dedupe(kept + refined)
+        """Searched faces (refined onto the current frame) replace the followed boxes they
+        overlap, which re-anchors box sizes; followed faces the search missed stay."""
+        fresh = sorted(
+            (b for b in self.base.refine(image, found) if b is not None), key=lambda b: -b.prob
+        )
+        return _dedupe(fresh + kept, by_prob=False)
 
 
-def _dedupe(boxes: list[FaceBox], iou_max: float = 0.5) -> list[FaceBox]:
-    """Drop boxes that converged onto the same face (keep the more probable)."""
+def _dedupe(boxes: list[FaceBox], iou_max: float = 0.3, *, by_prob: bool = True) -> list[FaceBox]:
+    """Drop boxes on the same face: keep the more probable, or the earlier in the list."""
     kept: list[FaceBox] = []
-    for box in sorted(boxes, key=lambda b: -b.prob):
+    for box in sorted(boxes, key=lambda b: -b.prob) if by_prob else boxes:
         if all(iou(box, k) <= iou_max for k in kept):
             kept.append(box)
     return sorted(kept, key=lambda b: (b.y1, b.x1))

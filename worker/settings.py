@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract import CameraAssignment
@@ -31,12 +31,12 @@ class DetectSettings(BaseSettings):
 
     long_side: int = Field(default=960, ge=160, description="detect on a copy this long")
     min_face_px: float = Field(default=24.0, ge=8.0, description="in source pixels")
-    min_prob: float = Field(default=0.90, ge=0.0, le=1.0)
+    min_prob: float = Field(default=0.80, ge=0.0, le=1.0)
     min_blur: float = Field(default=10.0, ge=0.0, description="variance of Laplacian, grey")
     full_every: int = Field(
         default=4, ge=1, description="full-frame search every N frames; refine tracks between"
     )
-    refine_min_prob: float = Field(default=0.80, ge=0.0, le=1.0)
+    refine_min_prob: float = Field(default=0.60, ge=0.0, le=1.0)
 
 
 class WorkerSettings(BaseSettings):
@@ -74,6 +74,11 @@ class WorkerSettings(BaseSettings):
 
     metrics_port: int | None = Field(default=9108, ge=0, le=65535)
     log_level: str = "INFO"
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _check(self) -> WorkerSettings:

@@ -6,7 +6,7 @@ all are built with ``pretrained=False`` (no weights can be downloaded here).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import timm
 import torch
@@ -42,14 +42,13 @@ class BaselineNet(nn.Module):
             extra = {**extra, "img_size": extra["img_size"] or img_size}
         self.img_size = int(extra.get("img_size", img_size))
         self.mean, self.std = GREY_MEAN, GREY_STD
-        self.net = timm.create_model(
-            timm_name, pretrained=False, num_classes=num_classes, **extra
-        )
+        self.net = timm.create_model(timm_name, pretrained=False, num_classes=num_classes, **extra)
 
     def reset_classifier(self, num_classes: int) -> None:
         """New head (FER2013 -> learning emotions)."""
-        self.net.reset_classifier(num_classes)
+        cast(Any, self.net).reset_classifier(num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes)."""
-        return self.net(x)  # type: ignore[no-any-return]
+        out: torch.Tensor = self.net(x)
+        return out

@@ -73,7 +73,7 @@ class FusionConfig:
     def from_dict(cls, d: dict[str, Any]) -> FusionConfig:
         """Inverse of ``to_dict`` (tuples restored)."""
         tuples = {"depths", "num_heads", "mean", "std"}
-        kw = {k: tuple(v) if k in tuples else v for k, v in d.items()}
+        kw: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in d.items()}
         return cls(**kw)
 
 
@@ -119,6 +119,9 @@ class StageFusion(nn.Module):
 
 class LearningEmotionNet(nn.Module):
     """Input: normalised image (B, 3, H, W) (see ``cfg.mean/std``); output: logits (B, classes)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, cfg: FusionConfig) -> None:
         super().__init__()
@@ -205,7 +208,8 @@ def create_fusion_model(variant: str, **overrides: Any) -> LearningEmotionNet:
     if variant not in VARIANTS:
         raise ConfigError(f"unknown fusion variant {variant!r}; known: {sorted(VARIANTS)}")
     kwargs = {**VARIANTS[variant], **overrides}
-    kwargs.pop("pretrained", None)
+    for timm_only in ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+        kwargs.pop(timm_only, None)  # timm.create_model passes these; weights are never loaded
     return LearningEmotionNet(FusionConfig(**kwargs))
 
 

@@ -13,7 +13,7 @@ from service.security import (
     issue_token,
     record_login_failure,
     revoke_token,
-    verify_password,
+    verify_user_password,
 )
 from service.store.tables import User
 
@@ -35,7 +35,8 @@ def login(
         db, body.username, client, settings.login_max_failures, settings.login_window_s
     )
     user = db.scalar(select(User).where(User.username == body.username))
-    ok = user is not None and verify_password(body.password.get_secret_value(), user.password_hash)
+    stored = user.password_hash if user is not None else None
+    ok = verify_user_password(body.password.get_secret_value(), stored)
     if user is None or not ok or user.disabled:
         record_login_failure(db, body.username, client)
         db.commit()

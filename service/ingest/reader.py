@@ -21,6 +21,8 @@ from service.settings import ServiceSettings
 logger = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
+#: Every this many polls the reader also XAUTOCLAIMs entries stuck in other consumers.
+CLAIM_EVERY_POLLS = 100
 
 
 def default_consumer_name() -> str:
@@ -128,16 +130,16 @@ class StreamReader:
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; database or Redis outages back off and retry."""
-        backoff = 0.5
-        self.ensure_group()
-        self.claim_pending()
-        last_claim = 0
+        backoff, ready, polls = 0.5, False, 0
         while not stop.is_set():
             try:
+                if not ready:
+                    self.ensure_group()
+                    self.claim_pending()
+                    ready = True
                 self.poll_once()
-                last_claim += 1
-                if last_claim >= 100:
-                    last_claim = 0
+                polls += 1
+                if polls % CLAIM_EVERY_POLLS == 0:
                     self.claim_pending()
                 backoff = 0.5
             except (OperationalError, redis.RedisError) as exc:
@@ -145,7 +147,7 @@ class StreamReader:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
-                    self.ensure_group()
+                    ready = False
 
     def _one_by_one(
         self,

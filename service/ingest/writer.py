@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, Table, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -271,10 +270,33 @@ def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
         return 0
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        stmt: Any = pg_insert(table).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite_insert(table).on_conflict_do_nothing()
-    else:
-        raise IngestError(f"database dialect {dialect!r} is not supported (postgresql, sqlite)")
-    result = conn.execute(stmt.returning(table.c.t), rows)
-    return len(result.all())
+        return _insert_unnest(conn, table, rows)
+    if dialect == "sqlite":
+        stmt = sqlite_insert(table).on_conflict_do_nothing().returning(table.c.t)
+        return len(conn.execute(stmt, rows).all())
+    raise IngestError(f"database dialect {dialect!r} is not supported (postgresql, sqlite)")
+
+
+_PG_ARRAY = {
+    "STRING": "varchar[]",
+    "INTEGER": "int[]",
+    "BIGINTEGER": "bigint[]",
+    "SMALLINTEGER": "smallint[]",
+    "FLOAT": "float8[]",
+}
+
+
+def _insert_unnest(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Postgres: one statement with one array per column (no per-row placeholders to parse)."""
+    columns = [c.name for c in table.columns]
+    casts = [_PG_ARRAY[type(c.type).__name__.upper()] for c in table.columns]
+    arrays = ", ".join(
+        f"CAST(:{name} AS {cast})" for name, cast in zip(columns, casts, strict=True)
+    )
+    sql = text(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"
+    )
+    params = {name: [row[name] for row in rows] for name in columns}
+    result = conn.execute(sql, params)
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -105,7 +105,7 @@ class RedisBus:
         self._ready = asyncio.Event()
         self._task = asyncio.create_task(self._listen(), name="live-bus")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout=5)
+            await asyncio.wait_for(self._ready.wait(), timeout=2)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -76,15 +77,36 @@ def alembic_config(url: str | URL) -> Config:
     return cfg
 
 
+#: pg_advisory_lock key: replicas starting together migrate one after the other.
+MIGRATION_LOCK = 0x656D6F6D  # "emom"
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema to ``revision``."""
+    """Upgrade the schema to ``revision`` (serialised across processes on Postgres)."""
     logger.info("migrating %s to %s", _safe(engine.url), revision)
-    command.upgrade(alembic_config(engine.url), revision)
+    _run(engine, lambda cfg: command.upgrade(cfg, revision))
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     """Downgrade the schema to ``revision``."""
-    command.downgrade(alembic_config(engine.url), revision)
+    _run(engine, lambda cfg: command.downgrade(cfg, revision))
+
+
+def _run(engine: Engine, action: Callable[[Config], None]) -> None:
+    cfg = alembic_config(engine.url)
+    if engine.dialect.name != "postgresql":
+        action(cfg)
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        conn.commit()
+        try:
+            cfg.attributes["connection"] = conn
+            action(cfg)
+            conn.commit()
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            conn.commit()
 
 
 def _safe(url: URL) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -174,9 +175,13 @@ def test_live_session_alerts_restart_history_and_csv(
             driver,
             "sparkline",
             lambda d: d.execute_script(
+                # s03 is confused: the middle row of its sparkline holds vermillion pixels.
                 "const c = document.querySelector('[data-student=\"s03\"] canvas');"
-                "const px = c.getContext('2d').getImageData(c.width - 3, c.height - 3, 1, 1).data;"
-                "return px[0] !== 242 || px[1] !== 242;"
+                "const y = Math.floor(c.height / 2);"
+                "const px = c.getContext('2d').getImageData(0, y, c.width, 1).data;"
+                "let n = 0; for (let i = 0; i < px.length; i += 4)"
+                "  if (px[i] === 0xD5 && px[i + 1] === 0x5E && px[i + 2] === 0) n += 1;"
+                "return n >= 3;"
             ),
         )
         # Alerts from the configured rules, evaluated on the stored scores.
@@ -198,6 +203,18 @@ def test_live_session_alerts_restart_history_and_csv(
         )
         assert "student s02: drowsy" in text_of(driver, "live-alerts")
         screenshot(driver, "live-per-student")
+        # Keyboard: the live controls are reachable with Tab.
+        focused = set()
+        for _ in range(12):
+            ActionChains(driver).send_keys(Keys.TAB).perform()
+            focused.add(driver.execute_script("return document.activeElement.id"))
+        assert {"live-window", "live-history", "live-stop"} <= focused, focused
+        # Tablet and projector sizes.
+        driver.set_window_size(1024, 768)
+        screenshot(driver, "live-tablet-1024")
+        driver.set_window_size(1920, 1080)
+        screenshot(driver, "live-projector-1920")
+        driver.set_window_size(1366, 900)
 
         # A camera the worker reports as reconnecting.
         set_camera_status(redis_url, camera, "reconnecting", reconnects=2)
@@ -241,23 +258,15 @@ def test_live_session_alerts_restart_history_and_csv(
 
     driver.find_element(By.ID, "csv-timeline").click()
     csv_path = wait_for_download(driver, "timeline-")
-    header, *rows = csv_path.read_text().splitlines()
+    header, *csv_rows = csv_path.read_text().splitlines()
     assert header == "bucket_start,samples,face_count,joy,focus,thinking,boredom,confusion,drowsy"
-    assert rows, "timeline CSV has no rows"
+    assert csv_rows, "timeline CSV has no rows"
     driver.find_element(By.ID, "csv-summary").click()
     summary = wait_for_download(driver, "summary-").read_text().splitlines()
     assert summary[0].startswith("subject,seconds,joy") and any(
         r.startswith("s02,") for r in summary
     )
     assert "Downloaded summary-" in text_of(driver, "history-status")
-
-    # Tablet and projector sizes of the live view.
-    driver.get(f"{api_process.base}/dashboard/#/live/{session_id}")
-    wait(driver, "live again", lambda d: text_of(d, "live-connection") == "Live")
-    driver.set_window_size(1024, 768)
-    screenshot(driver, "live-tablet-1024")
-    driver.set_window_size(1920, 1080)
-    screenshot(driver, "live-projector-1920")
 
 
 def wait_for_download(driver: Any, prefix: str, timeout: float = 15) -> Path:

@@ -82,6 +82,7 @@ def test_aggregate_only_hides_students_and_small_groups_and_off_says_so(
     analyst, password = admin.user("analyst", None)
     login(driver, api_process, analyst, password)
     assert not driver.find_element(By.ID, "start-box").is_displayed()
+    assert not driver.find_element(By.ID, "open-live").is_displayed()
     driver.get(f"{api_process.base}/dashboard/#/history/{room}/{sess['id']}")
     wait(
         driver,

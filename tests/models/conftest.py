@@ -67,9 +67,7 @@ TINY_CFG = TrainConfig(
 
 
 @pytest.fixture(scope="session")
-def tiny_run(
-    tiny_data: Path, tiny_fer: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def tiny_run(tiny_data: Path, tiny_fer: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real (2 + 2 step) training run of the fusion model; returns its folder."""
     out = tmp_path_factory.mktemp("run")
     cfg = replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer))

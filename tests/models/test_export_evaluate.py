@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -63,7 +64,9 @@ def test_evaluate_cli_writes_report_and_png(exported, tiny_data, tmp_path):
     assert set(rep) == REPORT_KEYS
     assert rep["n"] == 12  # 2 test crops per class
     assert list(rep["per_class"]) == list(LABELS)
-    assert all(set(v) == {"precision", "recall", "f1", "support"} for v in rep["per_class"].values())
+    assert all(
+        set(v) == {"precision", "recall", "f1", "support"} for v in rep["per_class"].values()
+    )
     assert sum(v["support"] for v in rep["per_source"].values()) == 12
     cm = np.array(rep["confusion_matrix"])
     assert cm.shape == (6, 6) and cm.sum() == 12 and (cm.sum(axis=1) == 2).all()

@@ -7,15 +7,15 @@ import timm
 import torch
 
 from contract.labels import LABELS
-from models.emotion import create_model
-from models.emotion.fusion import FusionConfig
+from models.emotion import BaselineNet, create_model
+from models.emotion.fusion import FusionConfig, LearningEmotionNet, create_fusion_model
 from models.errors import ConfigError
 
 
 @pytest.mark.parametrize("fusion", ["gate", "sum", "none"])
 def test_small_variant_and_ablations_forward(fusion):
     torch.manual_seed(0)
-    model = create_model("learning_emotion_small", fusion=fusion).eval()
+    model = create_fusion_model("learning_emotion_small", fusion=fusion).eval()
     x = torch.randn(3, 3, 96, 96)
     with torch.no_grad():
         feats = model.forward_features(x)
@@ -30,19 +30,22 @@ def test_small_variant_and_ablations_forward(fusion):
 
 def test_fusion_changes_output_and_saliency_is_inside():
     torch.manual_seed(0)
-    model = create_model("learning_emotion_small", fusion="gate").eval()
+    model = create_fusion_model("learning_emotion_small", fusion="gate").eval()
     x = torch.randn(2, 3, 96, 96)
     sal = model.saliency_map(x)
     assert sal.shape == (2, 1, 96, 96) and sal.min() >= 0 and sal.max() <= 1
     with torch.no_grad():
         base = model(x)
-        model.fusions[0].tc.weight.mul_(2.0)  # the local path really feeds the output
+        fusion0 = model.fusions[0]
+        assert isinstance(fusion0.tc, torch.nn.Conv2d)
+        fusion0.tc.weight.mul_(2.0)  # the local path really feeds the output
         assert not torch.allclose(base, model(x))
 
 
 def test_variants_are_registered_in_timm_and_tiny_is_swin_tiny_sized():
     assert "learning_emotion_small" in timm.list_models("learning_emotion_*")
     tiny = timm.create_model("learning_emotion_tiny", pretrained=False)
+    assert isinstance(tiny, LearningEmotionNet)
     assert tiny.cfg.embed_dim == 96 and tiny.cfg.depths == (2, 2, 6, 2)
     with torch.no_grad():
         assert tiny(torch.zeros(1, 3, 224, 224)).shape == (1, len(LABELS))
@@ -51,6 +54,7 @@ def test_variants_are_registered_in_timm_and_tiny_is_swin_tiny_sized():
 @pytest.mark.parametrize("name", ["resnet18", "convnext_atto", "vit_tiny"])
 def test_baselines_forward(name):
     model = create_model(f"baseline:{name}", img_size=64).eval()
+    assert isinstance(model, BaselineNet)
     with torch.no_grad():
         out = model(torch.randn(2, 3, model.img_size, model.img_size))
     assert out.shape == (2, len(LABELS))

@@ -33,9 +33,7 @@ def test_tiny_run_writes_self_describing_checkpoints(tiny_run):
 @pytest.mark.slow
 def test_resume_continues_from_last_checkpoint(tiny_run, tiny_data, tiny_fer, tmp_path):
     before = load_checkpoint(tiny_run / "last.pt")
-    cfg = replace(
-        TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer), finetune_steps=3
-    )
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer), finetune_steps=3)
     train(cfg, tmp_path, resume=tiny_run / "last.pt")
     after = load_checkpoint(tmp_path / "last.pt")
     assert after["phases"]["pretrain"] == before["phases"]["pretrain"]  # not redone
@@ -48,16 +46,16 @@ def test_resume_continues_from_last_checkpoint(tiny_run, tiny_data, tiny_fer, tm
 def test_checkpoint_write_is_atomic(tmp_path):
     path = tmp_path / "last.pt"
     save_checkpoint(path, {"arch": "a", "model_args": {}, "model": {}, "step": 1})
-    with pytest.raises(Exception, match="pickle|lambda"):
+    with pytest.raises(Exception, match=r"pickle|lambda"):
         save_checkpoint(path, {"arch": "a", "model_args": {}, "model": {}, "bad": lambda: 0})
     assert load_checkpoint(path)["step"] == 1  # the old checkpoint survives the crash
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left
 
 
 def test_bad_checkpoints_are_named(tmp_path):
-    with pytest.raises(CheckpointError, match="missing.pt not found"):
+    with pytest.raises(CheckpointError, match=r"missing\.pt not found"):
         load_checkpoint(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pt cannot be read"):
+    with pytest.raises(CheckpointError, match=r"junk\.pt cannot be read"):
         load_checkpoint(junk)

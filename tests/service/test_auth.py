@@ -73,7 +73,9 @@ def test_access_matrix(
     client: TestClient, world: World, who: str, method: str, path: str, expected: int
 ) -> None:
     url = API + path.format(room_a=world.room_a, room_b=world.room_b, camera_a=world.camera_a)
-    body = {"classroom_id": world.room_a} if method == "POST" and "sessions" in path else None
+    body: dict[str, object] | None = None
+    if method == "POST" and "sessions" in path:
+        body = {"classroom_id": world.room_a}
     if method == "POST" and path == "/users":
         body = {"username": "eve", "password": "password1", "role": "admin"}
     r = client.request(method, url, json=body, headers=world.auth(who))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Any
 
 import redis
 from sqlalchemy import func, select
@@ -137,7 +138,7 @@ def test_consumer_group_exactly_once_under_redelivery(
     assert survivor.claim_pending() == 21  # XAUTOCLAIM on start
     assert client.xpending(stream, "emo-ingest")["pending"] == 0
     assert _counts(db_factory, sid) == (40, 20)
-    dead = client.xrange("emo:frames:dead")
+    dead: Any = client.xrange("emo:frames:dead")
     assert len(dead) == 1 and b"invalid FrameMessage" in dead[0][1][b"error"]
 
     # redelivery of already-stored messages (a worker retrying its XADD) stores nothing new
@@ -176,3 +177,27 @@ def test_reader_retries_own_pending_after_a_failed_batch(
     result = restarted.poll_once()  # same consumer name: its own pending list first
     assert result is not None and result.samples == 1
     assert client.xpending(stream, "emo-ingest")["pending"] == 0
+
+
+def test_ingest_inside_the_api_process(
+    settings: ServiceSettings, db_factory: sessionmaker[Session], world: World, redis_url: str
+) -> None:
+    """EMO_INGEST_IN_API=true: the API's own thread reads the stream; /metrics counts it."""
+    from fastapi.testclient import TestClient
+
+    from contract.keys import FRAMES_STREAM
+    from service.main import create_app
+
+    sid = start_session(db_factory, world.room_a, world.camera_a, "per_student")
+    app = create_app(settings.model_copy(update={"ingest_in_api": True}), sessions=db_factory)
+    client = redis.Redis.from_url(redis_url)
+    with TestClient(app) as api:
+        msg = frame(world.camera_a, T0, ["s01", "s02"], session_id=sid)
+        client.xadd(FRAMES_STREAM, {"data": msg.model_dump_json()})
+        deadline = time.monotonic() + 10
+        text = ""
+        while time.monotonic() < deadline and "emo_samples_ingested_total 2.0" not in text:
+            time.sleep(0.1)
+            text = api.get("/metrics").text
+        assert "emo_samples_ingested_total 2.0" in text
+    assert _counts(db_factory, sid) == (2, 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import hypothesis
 import schemathesis
 from fastapi.testclient import TestClient
@@ -29,7 +31,10 @@ def test_no_server_errors(case: schemathesis.Case, client: TestClient, world: Wo
         return  # an endless SSE stream; covered by tests/service/test_live.py
     kwargs = case.as_transport_kwargs(base_url="", headers=world.auth("admin"))
     method, url = kwargs.pop("method"), kwargs.pop("url")
-    request_kwargs = {"headers": kwargs.get("headers"), "params": kwargs.get("params")}
+    request_kwargs: dict[str, Any] = {
+        "headers": kwargs.get("headers"),
+        "params": kwargs.get("params"),
+    }
     if "json" in kwargs:
         request_kwargs["json"] = kwargs["json"]
     elif "data" in kwargs:

@@ -49,6 +49,15 @@ def test_cli_entry_points_on_sqlite(tmp_path: Path) -> None:
         "EMO_BUS": "memory",
         "PATH": "/usr/bin:/bin",
     }
+    migrated = subprocess.run(  # noqa: PLW1510
+        [sys.executable, "-m", "service.migrate"],
+        cwd=ROOT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert migrated.returncode == 0, migrated.stderr
     create = subprocess.run(  # noqa: PLW1510
         [sys.executable, "-m", "service.users", "create-admin", "--username", "boss"],
         cwd=ROOT_DIR,

@@ -105,6 +105,8 @@ def h264_clip(clip: Clip, tmp_path_factory: pytest.TempPathFactory) -> Path:
             "10",
             "-pix_fmt",
             "yuv420p",
+            "-movflags",
+            "+faststart",
             str(out),
         ],
         check=True,

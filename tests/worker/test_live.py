@@ -165,7 +165,7 @@ def test_python_m_worker_bad_settings_and_missing_model(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert bad.returncode == 2 and "EMO_WORKER_CAMERAS" in bad.stderr.upper()
+    assert bad.returncode == 2 and '"cameras"' in bad.stderr and "EMO_WORKER_" in bad.stderr
     missing = tmp_path / "absent.onnx"
     proc = subprocess.run(
         [sys.executable, "-m", "worker"],

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -115,3 +118,30 @@ def test_rtsp_reconnects_after_server_restart(rtsp_server: RtspServer) -> None:
         assert len(after) == 3, f"no frames after restart: {source.snapshot()}"
     finally:
         source.stop()
+
+
+def test_progressive_mp4_over_http_plays_at_native_rate(h264_clip: Path) -> None:
+    handler = functools.partial(QuietHandler, directory=str(h264_clip.parent))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/{h264_clip.name}"
+    source = CameraSource("mp4", url)
+    source.start()
+    try:
+        wait_for(lambda: source.snapshot().frames_read >= 5, 15, "frames over HTTP")
+        time.sleep(1.0)
+        first = source.take()
+        time.sleep(1.0)
+        second = source.take()
+        assert first is not None and second is not None
+        assert 6 <= second.index - first.index <= 14  # ~10 frames per second of wall time
+        assert second.t - first.t == pytest.approx((second.index - first.index) / 10.0)
+    finally:
+        source.stop()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        return

@@ -73,5 +73,7 @@ def open_capture(url: str, timeout_s: float) -> OpenedCapture:
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     if not 0.0 < fps < 1000.0:
         fps = 0.0
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if is_file_source(url) else 0
+    # Recorded media (files, progressive MP4 over HTTP) announce a frame count; live streams
+    # report 0 or a negative number.
+    count = 0 if is_webcam(url) else int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     return OpenedCapture(cap, fps, max(0, count))

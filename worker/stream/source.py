@@ -2,9 +2,9 @@
 
 States: connecting -> running -> (reconnecting -> running)* -> ended | failed | stopped.
 A reader thread decodes frames and keeps only the latest one (a frame replaced before anyone
-took it is counted as dropped). Files are read at their native rate, optionally looped. When no
-frame arrives for ``stale_after_s`` the watchdog abandons the capture and reconnects, even if
-the old read is stuck inside FFmpeg.
+took it is counted as dropped). Files (and progressive MP4 over HTTP) are read at their native
+rate; files optionally loop. When no frame arrives for ``stale_after_s`` the watchdog abandons
+the capture and reconnects, even if the old read is stuck inside FFmpeg.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ class CameraSource:
     def _read_loop(self, gen: int, opened: OpenedCapture) -> str:
         """Read until the stream ends ('ended'), breaks ('error') or we are superseded."""
         cap, fps = opened.capture, opened.fps
-        paced = self.is_file and fps > 0
+        recorded = fps > 0 and (self.is_file or opened.frame_count > 0)  # e.g. MP4 over HTTP
         start_mono, start_index = time.monotonic(), self._index
         while self._current(gen):
             ok, image = cap.read()
@@ -242,11 +242,11 @@ class CameraSource:
                 self.last_error = "read failed (stream broke or frame undecodable)"
                 logger.warning("camera %s: read failed; reconnecting", self.camera_id)
                 return "error"
-            if paced:
+            if recorded:  # played at its native rate, like a camera would deliver it
                 due = start_mono + (self._index - start_index) / fps
                 if self._stop.wait(max(0.0, due - time.monotonic())):
                     return "stopped"
-            self._store(image, fps if self.is_file else 0.0)
+            self._store(image, fps if recorded else 0.0)
         return "superseded"
 
     def _store(self, image: np.ndarray, file_fps: float) -> None:

@@ -58,7 +58,7 @@ class VideoTimeReader:
     def __iter__(self) -> Iterator[Frame]:
         cap = self.opened.capture
         next_due, t0 = 0.0, time.monotonic()
-        use_file_time = self.is_file and self.native_fps > 0
+        use_file_time = self.native_fps > 0 and (self.is_file or self.frame_count > 0)
         try:
             while True:
                 ok, image = cap.read()

@@ -79,6 +79,8 @@ async function loadSessions() {
 async function showPick() {
   show("view-pick");
   $("start-box").hidden = !staff();
+  // Analysts read history only (the live endpoints refuse them).
+  for (const id of ["live-picker", "open-live"]) $(id).hidden = !staff();
   const page = await api("/classrooms?limit=1000");
   const select = $("pick-classroom");
   select.replaceChildren();

@@ -261,9 +261,11 @@ export class LiveView {
     const latest = [...points].reverse().find((p) => p.probs);
     const list = $("class-now");
     list.replaceChildren();
-    if (hidden || !latest) {
+    if (hidden || !latest || !fresh.length) {
       const li = document.createElement("li");
-      li.textContent = hidden ? "hidden (too few faces)" : "waiting for data";
+      li.textContent = hidden
+        ? "hidden (too few faces)"
+        : latest ? "no data in the last 15 s" : "waiting for data";
       list.append(li);
       return;
     }
