@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
-EXTRAS := service,worker,train,dev
+EXTRAS := service,worker,train,embedded,dev
 
 .PHONY: setup test lint typecheck imports pytest run bench clean
 
