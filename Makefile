@@ -34,7 +34,7 @@ pytest: setup
 test: lint typecheck imports pytest
 
 run: setup
-	$(PY) -m service.embedded $(if $(SOURCE),--source '$(SOURCE)',)
+	$(PY) -m launcher $(if $(SOURCE),--source '$(SOURCE)',)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

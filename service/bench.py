@@ -203,7 +203,8 @@ async def bench_timeline(
     end = datetime.fromtimestamp(T0 + cfg.seconds, UTC).isoformat().replace("+00:00", "Z")
     url = f"{base}/api/v1/sessions/{session_id}/timeline?bucket=10s&end={end}"
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=cfg.timeline_clients * 2)
+    # below uvicorn's 5 s keep-alive, so no request goes out on a connection it just closed
+    limits = httpx.Limits(max_connections=cfg.timeline_clients * 2, keepalive_expiry=3.0)
     n = cfg.timeline_clients
     async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as http:
         await http.get(url)  # warm-up

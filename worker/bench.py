@@ -146,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-ticks", type=int, default=None, help="frames offered at 2 fps")
     p.add_argument("--baseline-frames", type=int, default=None, help="naive pipeline frames")
     args = p.parse_args(argv)
-    args.ticks = args.ticks or (12 if args.quick else 40)
-    args.latency_ticks = args.latency_ticks or (8 if args.quick else 20)
-    args.baseline_frames = args.baseline_frames or (2 if args.quick else 5)
+    args.ticks = args.ticks or (8 if args.quick else 40)
+    args.latency_ticks = args.latency_ticks or (6 if args.quick else 20)
+    args.baseline_frames = args.baseline_frames or (1 if args.quick else 4)
     if not (args.data_dir / "frames" / "frames.csv").is_file():
         sys.stderr.write(f"error: shared frames not found under {args.data_dir} (--data-dir)\n")
         return 2

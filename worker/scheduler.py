@@ -89,7 +89,10 @@ class Scheduler:
             cam.source.check_watchdog(now)
             if now < cam.next_due:
                 continue
-            cam.next_due = max(cam.next_due + 1.0 / cam.assignment.fps, now - 0.5)
+            period = 1.0 / cam.assignment.fps
+            cam.next_due += period
+            if cam.next_due < now:  # fell behind (slow tick): restart the rhythm from now
+                cam.next_due = now + period
             frame = cam.source.take()
             if frame is not None:
                 frames.append(frame)

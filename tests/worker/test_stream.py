@@ -37,6 +37,7 @@ def take_frames(source: CameraSource, count: int, timeout: float) -> list[Frame]
     return frames
 
 
+@pytest.mark.slow
 def test_file_source_plays_at_native_rate_and_loops(clip: Clip) -> None:
     source = CameraSource("f", str(clip.path), loop_files=True)
     source.start()
@@ -120,6 +121,7 @@ def test_rtsp_reconnects_after_server_restart(rtsp_server: RtspServer) -> None:
         source.stop()
 
 
+@pytest.mark.slow
 def test_progressive_mp4_over_http_plays_at_native_rate(h264_clip: Path) -> None:
     handler = functools.partial(QuietHandler, directory=str(h264_clip.parent))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
