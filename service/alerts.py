@@ -13,11 +13,14 @@ Two kinds of rule, configurable per classroom (defaults below):
 
 A run tolerates gaps of up to ``GAP_S`` seconds (a face briefly lost, a frame dropped).
 Evaluation reads only stored rows and is idempotent: each run is one row keyed by
-(session, rule, subject, start second), updated as the run grows.
+(session, rule, subject, start second), updated as the run grows. It runs when a session's
+alerts are read (the live dashboard polls them every few seconds; the history view reads them
+once), incrementally: only the recent window of a running session is re-read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,13 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
     Integer,
     String,
     UniqueConstraint,
-    and_,
     delete,
     func,
     select,
@@ -59,6 +62,12 @@ logger = logging.getLogger(__name__)
 
 #: Seconds without a qualifying sample that still continue a run.
 GAP_S = 5
+#: Windowed evaluation re-reads this many seconds before the previous one (ingest lag).
+LOOKBACK_S = 300
+#: Seconds after a session ended when one last full evaluation fixes its alerts for good.
+FINAL_AFTER_S = 30
+#: A running session is evaluated at most this often (several dashboards polling it).
+MIN_INTERVAL_S = 2
 #: The ``subject`` column of class-level alerts (student alerts hold the student code).
 CLASS_SUBJECT = ""
 
@@ -175,6 +184,19 @@ class AlertRow(Base):
     peak: Mapped[float] = mapped_column(Float)
 
 
+class AlertProgress(Base):
+    """How far a session has been evaluated, and with which rules (their hash)."""
+
+    __tablename__ = "alert_progress"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("class_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    rules_hash: Mapped[str] = mapped_column(String(64))
+    evaluated_t: Mapped[int] = mapped_column(BigInteger)
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 @dataclass(frozen=True)
 class Run:
     """Consecutive qualifying seconds [start, end] (gaps <= GAP_S), with the peak value."""
@@ -188,8 +210,8 @@ class Run:
         return self.end - self.start + 1
 
 
-def find_runs(points: Iterable[tuple[int, float]], min_duration_s: int, gap_s: int) -> list[Run]:
-    """Group time-sorted qualifying ``(t, value)`` points into runs lasting ``min_duration_s``."""
+def group_runs(points: Iterable[tuple[int, float]], gap_s: int) -> list[Run]:
+    """Group time-sorted qualifying ``(t, value)`` points into runs (any length)."""
     runs: list[Run] = []
     current: Run | None = None
     for t, value in points:
@@ -201,7 +223,24 @@ def find_runs(points: Iterable[tuple[int, float]], min_duration_s: int, gap_s: i
         current = Run(t, t, value)
     if current is not None:
         runs.append(current)
-    return [r for r in runs if r.duration_s >= min_duration_s]
+    return runs
+
+
+def find_runs(points: Iterable[tuple[int, float]], min_duration_s: int, gap_s: int) -> list[Run]:
+    """The runs of ``points`` lasting at least ``min_duration_s`` seconds."""
+    return [r for r in group_runs(points, gap_s) if r.duration_s >= min_duration_s]
+
+
+def extend_runs(runs: Sequence[Run], stored: Sequence[Run], gap_s: int) -> list[Run]:
+    """Join each run to a stored run it continues (windowed evaluation sees only the tail)."""
+    out = []
+    for run in runs:
+        joined = run
+        for old in stored:
+            if old.start <= joined.start and joined.start - old.end <= gap_s:
+                joined = Run(old.start, max(old.end, joined.end), max(old.peak, joined.peak))
+        out.append(joined)
+    return out
 
 
 def rules_for(db: Session, classroom_id: int) -> AlertRules:
@@ -223,74 +262,140 @@ def store_rules(db: Session, classroom_id: int, rules: AlertRules) -> None:
         row.updated_at = utcnow()
 
 
-def _class_points(db: Session, session_id: str, rule: AlertRule) -> list[tuple[int, float]]:
+def rules_hash(rules: AlertRules) -> str:
+    """Identifies a rule set (a change triggers a full re-evaluation)."""
+    return hashlib.sha256(rules.model_dump_json().encode()).hexdigest()
+
+
+def _class_points(
+    db: Session, session_id: str, rule: AlertRule, since: int | None
+) -> dict[str, list[tuple[int, float]]]:
     a = ClassAggregateRow
     column = getattr(a, rule.label)
     value = func.avg(column)
-    rows = db.execute(
-        select(a.t, value)
-        .where(a.session_id == session_id, column.is_not(None))
-        .group_by(a.t)
-        .having(value >= rule.threshold)
-        .order_by(a.t)
-    )
-    return [(int(t), float(v)) for t, v in rows]
+    query = select(a.t, value).where(a.session_id == session_id, column.is_not(None))
+    if since is not None:
+        query = query.where(a.t >= since)
+    rows = db.execute(query.group_by(a.t).having(value >= rule.threshold).order_by(a.t))
+    return {CLASS_SUBJECT: [(int(t), float(v)) for t, v in rows]}
 
 
 def _student_points(
-    db: Session, session_id: str, rule: AlertRule
+    db: Session, session_id: str, rule: AlertRule, since: int | None
 ) -> dict[str, list[tuple[int, float]]]:
     s = EmotionSample
     column = getattr(s, rule.label)
-    rows = db.execute(
+    query = (
         select(Student.code, s.t, column)
         .join(Student, Student.id == s.student_id)
         .where(s.session_id == session_id, s.dominant == LABELS.index(rule.label))
         .where(column >= rule.threshold)
-        .order_by(Student.code, s.t)
     )
+    if since is not None:
+        query = query.where(s.t >= since)
     out: dict[str, list[tuple[int, float]]] = {}
-    for code, t, v in rows:
+    for code, t, v in db.execute(query.order_by(Student.code, s.t)):
         out.setdefault(code, []).append((int(t), float(v)))
     return out
 
 
-def evaluate_session(db: Session, session_id: str, rules: AlertRules) -> int:
-    """Evaluate every rule on the session's stored rows and upsert the runs; returns runs seen.
+def evaluate_session(
+    db: Session, session_id: str, rules: AlertRules, *, ended_at: float | None, now: float
+) -> int:
+    """Evaluate ``rules`` on the session's stored rows and upsert the runs; returns runs seen.
 
-    The caller commits. Two evaluations at once store the same rows (unique key, upsert).
+    The first evaluation, a change of rules and the first one ``FINAL_AFTER_S`` after the
+    session ended read the whole session; the others only the recent window (``LOOKBACK_S``
+    plus the longest rule), joining runs to the stored ones they continue, and at most every
+    ``MIN_INTERVAL_S``. The caller commits; two evaluations at once store the same rows
+    (unique key, upsert).
     """
+    digest = rules_hash(rules)
+    progress = db.get(AlertProgress, session_id, populate_existing=True)
+    final = ended_at is not None and now >= ended_at + FINAL_AFTER_S
+    current = progress is not None and progress.rules_hash == digest
+    if current and progress is not None:
+        recent = not final and now - progress.evaluated_t < MIN_INTERVAL_S
+        if progress.final or recent:
+            return 0  # final, or another dashboard of this session has just evaluated it
+    since: int | None = None
+    if current and progress is not None and not final:
+        longest = max((r.min_duration_s for r in rules.rules), default=0)
+        since = progress.evaluated_t - max(LOOKBACK_S, longest) - GAP_S - 1
     found = 0
     for rule in rules.rules:
-        if rule.kind == AlertKind.CLASS_SHARE:
-            subjects = {CLASS_SUBJECT: _class_points(db, session_id, rule)}
-        else:
-            subjects = _student_points(db, session_id, rule)
-        for subject, points in subjects.items():
-            runs = find_runs(points, rule.min_duration_s, GAP_S)
-            _store_runs(db, session_id, rule, subject, runs)
+        fetch = _class_points if rule.kind == AlertKind.CLASS_SHARE else _student_points
+        stored = _stored_runs(db, session_id, rule.id, since)
+        for subject, points in fetch(db, session_id, rule, since).items():
+            runs = group_runs(points, GAP_S)
+            if since is not None:
+                runs = extend_runs(runs, [r for _, r in stored.get(subject, [])], GAP_S)
+            runs = [r for r in runs if r.duration_s >= rule.min_duration_s]
+            _store_runs(
+                db,
+                session_id=session_id,
+                rule=rule,
+                subject=subject,
+                runs=runs,
+                stored=stored.get(subject, []),
+            )
             found += len(runs)
+    _save_progress(db, session_id=session_id, digest=digest, t=int(now), final=final)
     return found
 
 
+def _save_progress(db: Session, *, session_id: str, digest: str, t: int, final: bool) -> None:
+    """Upsert (two dashboards may evaluate a new session at the same moment)."""
+    row = {"session_id": session_id, "rules_hash": digest, "evaluated_t": t, "final": final}
+    insert = _dialect_insert(db, AlertProgress)
+    db.execute(
+        insert.values(row).on_conflict_do_update(
+            index_elements=["session_id"],
+            set_={"rules_hash": digest, "evaluated_t": t, "final": final},
+        )
+    )
+
+
+def _dialect_insert(db: Session, table: type[Base]) -> Any:
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        return pg_insert(table)
+    if dialect == "sqlite":
+        return sqlite_insert(table)
+    raise AlertError(f"database dialect {dialect!r} is not supported (postgresql, sqlite)")
+
+
+def _stored_runs(
+    db: Session, session_id: str, rule_id: str, since: int | None
+) -> dict[str, list[tuple[int, Run]]]:
+    """Stored rows (id, run) of one rule by subject; windowed: those reaching the window."""
+    query = select(
+        AlertRow.id, AlertRow.subject, AlertRow.started_t, AlertRow.last_t, AlertRow.peak
+    )
+    query = query.where(AlertRow.session_id == session_id, AlertRow.rule_id == rule_id)
+    if since is not None:
+        query = query.where(AlertRow.last_t >= since - GAP_S)
+    out: dict[str, list[tuple[int, Run]]] = {}
+    for row_id, subject, start, last, peak in db.execute(query.order_by(AlertRow.started_t)):
+        out.setdefault(subject, []).append((row_id, Run(int(start), int(last), float(peak))))
+    return out
+
+
 def _store_runs(
-    db: Session, session_id: str, rule: AlertRule, subject: str, runs: Sequence[Run]
+    db: Session,
+    *,
+    session_id: str,
+    rule: AlertRule,
+    subject: str,
+    runs: Sequence[Run],
+    stored: Sequence[tuple[int, Run]],
 ) -> None:
     if not runs:
         return
-    for run in runs:
-        # A late sample can merge two runs: drop rows that now start inside a longer run.
-        db.execute(
-            delete(AlertRow).where(
-                and_(
-                    AlertRow.session_id == session_id,
-                    AlertRow.rule_id == rule.id,
-                    AlertRow.subject == subject,
-                    AlertRow.started_t > run.start,
-                    AlertRow.started_t <= run.end,
-                )
-            )
-        )
+    # A late sample can join two runs: drop stored rows that now start inside a longer run.
+    merged = [i for i, old in stored if any(r.start < old.start <= r.end for r in runs)]
+    if merged:
+        db.execute(delete(AlertRow).where(AlertRow.id.in_(merged)))
     rows = [
         {
             "session_id": session_id,
@@ -306,14 +411,7 @@ def _store_runs(
         }
         for run in runs
     ]
-    dialect = db.get_bind().dialect.name
-    insert: Any
-    if dialect == "postgresql":
-        insert = pg_insert(AlertRow)
-    elif dialect == "sqlite":
-        insert = sqlite_insert(AlertRow)
-    else:
-        raise AlertError(f"database dialect {dialect!r} is not supported (postgresql, sqlite)")
+    insert = _dialect_insert(db, AlertRow)
     stmt = insert.on_conflict_do_update(
         index_elements=["session_id", "rule_id", "subject", "started_t"],
         set_={"last_t": insert.excluded.last_t, "peak": insert.excluded.peak},
@@ -321,12 +419,15 @@ def _store_runs(
     db.execute(stmt, rows)
 
 
-def session_alerts(db: Session, session_id: str, *, students: bool) -> list[AlertRow]:
+def session_alerts(
+    db: Session, session_id: str, *, students: bool, limit: int | None = None
+) -> list[AlertRow]:
     """Stored alerts of a session, newest first; student alerts only when ``students``."""
     query = select(AlertRow).where(AlertRow.session_id == session_id)
     if not students:
         query = query.where(AlertRow.subject == CLASS_SUBJECT)
-    return list(db.scalars(query.order_by(AlertRow.last_t.desc(), AlertRow.id)))
+    query = query.order_by(AlertRow.last_t.desc(), AlertRow.id)
+    return list(db.scalars(query if limit is None else query.limit(limit)))
 
 
 def describe(row: AlertRow) -> str:

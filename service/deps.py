@@ -20,15 +20,20 @@ from service.store.tables import User
 _bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/login")
 
 
-def get_context(conn: HTTPConnection) -> AppContext:
+def context_of(conn: HTTPConnection) -> AppContext:
     """The process's parts, placed in the lifespan state by ``create_app``."""
+    return cast(AppContext, conn.state.ctx)
+
+
+async def get_context(conn: HTTPConnection) -> AppContext:
+    """Dependency form of :func:`context_of` (async: no thread-pool hop for a lookup)."""
     return cast(AppContext, conn.state.ctx)
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_settings(ctx: ContextDep) -> ServiceSettings:
+async def get_settings(ctx: ContextDep) -> ServiceSettings:
     return ctx.settings
 
 
@@ -44,7 +49,7 @@ def get_db(ctx: ContextDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_db)]
 
 
-def get_token(
+async def get_token(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     if creds is None:
@@ -62,7 +67,7 @@ def get_current_user(db: SessionDep, token: TokenDep) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require_admin(user: CurrentUser) -> User:
+async def require_admin(user: CurrentUser) -> User:
     if user.role != Role.ADMIN:
         raise ForbiddenError(f"role {user.role!r} may not do this (admin only)")
     return user
@@ -71,7 +76,7 @@ def require_admin(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(require_admin)]
 
 
-def require_staff(user: CurrentUser) -> User:
+async def require_staff(user: CurrentUser) -> User:
     """Admins and teachers (analysts are read-only)."""
     if user.role not in (Role.ADMIN, Role.TEACHER):
         raise ForbiddenError(f"role {user.role!r} may not do this (admin or teacher only)")
@@ -81,7 +86,7 @@ def require_staff(user: CurrentUser) -> User:
 StaffUser = Annotated[User, Depends(require_staff)]
 
 
-def get_live_token(
+async def get_live_token(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     token: Annotated[
         str | None, Query(max_length=256, description="for EventSource/WebSocket clients")

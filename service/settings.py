@@ -39,6 +39,7 @@ class ServiceSettings(BaseSettings):
     # --- API -------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     token_ttl_hours: float = Field(default=12.0, gt=0)
     login_max_failures: int = Field(default=5, ge=1)

@@ -2,7 +2,8 @@
 
 The SUN saliency map the local branch sees is computed inside the exported graph
 (``sidecar.saliency.in_graph``); a sidecar that asks for saliency outside the graph is refused
-at start-up rather than silently served without it. All faces of a tick go through the model
+at start-up rather than silently served without it (``method == "none"``, a model without the
+saliency branch, needs none). All faces of a tick go through the model
 as one batch (split only above ``max_batch``).
 """
 
@@ -83,7 +84,7 @@ def load_sidecar(model_path: Path) -> ModelSidecar:
         raise ModelError(str(exc)) from exc
     if sidecar.onnx_path(sidecar_path_for(model_path)).resolve() != model_path.resolve():
         raise ModelError(f"sidecar for {model_path} describes {sidecar.onnx_file}, not this file")
-    if not sidecar.saliency.in_graph:
+    if sidecar.saliency.method != "none" and not sidecar.saliency.in_graph:
         raise ModelError(
             f"sidecar of {model_path} computes saliency outside the graph; the worker serves only "
             "models with saliency in the graph (export with saliency.in_graph = true)"

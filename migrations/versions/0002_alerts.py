@@ -1,4 +1,4 @@
-"""alert rules per classroom and alerts per session
+"""alert rules per classroom, alerts per session, evaluation progress
 
 Revision ID: 0002_alerts
 Revises: 0001
@@ -55,9 +55,24 @@ def upgrade() -> None:
         ),
     )
     op.create_index(op.f("ix_alerts_session_id"), "alerts", ["session_id"], unique=False)
+    op.create_table(
+        "alert_progress",
+        sa.Column("session_id", sa.String(length=64), nullable=False),
+        sa.Column("rules_hash", sa.String(length=64), nullable=False),
+        sa.Column("evaluated_t", sa.BigInteger(), nullable=False),
+        sa.Column("final", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["class_sessions.id"],
+            name=op.f("fk_alert_progress_session_id_class_sessions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("session_id", name=op.f("pk_alert_progress")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("alert_progress")
     op.drop_index(op.f("ix_alerts_session_id"), table_name="alerts")
     op.drop_table("alerts")
     op.drop_table("alert_rules")

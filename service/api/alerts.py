@@ -18,6 +18,7 @@ from service.access import (
     require_session,
 )
 from service.deps import CurrentUser, SessionDep, StaffUser
+from service.schemas.common import Limit
 
 router = APIRouter(tags=["alerts"])
 SessionId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -46,7 +47,7 @@ class AlertList(BaseModel):
     running: bool
     per_student_visible: bool
     rules: list[al.AlertRule]
-    items: list[AlertPublic]
+    items: list[AlertPublic] = Field(description="most recent first (at most ``limit``)")
 
 
 def _public(row: al.AlertRow, running: bool, now: float) -> AlertPublic:
@@ -69,7 +70,9 @@ def _public(row: al.AlertRow, running: bool, now: float) -> AlertPublic:
 
 
 @router.get("/sessions/{session_id}/alerts", response_model=AlertList)
-def session_alerts(session_id: SessionId, user: CurrentUser, db: SessionDep) -> AlertList:
+def session_alerts(
+    session_id: SessionId, user: CurrentUser, db: SessionDep, limit: Limit = 200
+) -> AlertList:
     """Evaluate the classroom's rules on the stored scores, then list the session's alerts.
 
     Student alerts are listed only when the mode and the caller's role allow per-student data
@@ -77,14 +80,15 @@ def session_alerts(session_id: SessionId, user: CurrentUser, db: SessionDep) -> 
     """
     sess, classroom, access = require_session(db, user, session_id)
     rules = al.rules_for(db, classroom.id)
-    al.evaluate_session(db, sess.id, rules)
+    now = time.time()
+    ended = sess.ended_at.timestamp() if sess.ended_at is not None else None
+    al.evaluate_session(db, sess.id, rules, ended_at=ended, now=now)
     visible = per_student_visible(access, effective_mode(sess, classroom))
-    rows = al.session_alerts(db, sess.id, students=visible)
+    rows = al.session_alerts(db, sess.id, students=visible, limit=limit)
     if visible and any(r.subject for r in rows):
         audit(db, user, "alerts", classroom_id=classroom.id, session_id=sess.id)
     db.commit()
     running = sess.ended_at is None
-    now = time.time()
     return AlertList(
         session_id=sess.id,
         running=running,

@@ -43,7 +43,7 @@ class TimelineQuery:
     end: datetime | None
 
 
-def timeline_query(
+async def timeline_query(
     bucket: Annotated[str, Query(max_length=16, description="10s, 1m, 5m, 1h ...")] = "10s",
     student: Annotated[
         str | None, Query(max_length=64, description="student code (per-student view)")

@@ -17,7 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from service.access import audit, effective_mode, per_student_visible, require_session
 from service.context import AppContext
-from service.deps import ContextDep, LiveTokenDep, get_context
+from service.deps import ContextDep, LiveTokenDep, context_of
 from service.errors import ForbiddenError, ServiceError, UnauthorizedError
 from service.live.events import LiveEvent
 from service.schemas.users import Role
@@ -71,12 +71,19 @@ def _frame(event: LiveEvent, grant: LiveGrant) -> str:
 async def live_ws(websocket: WebSocket, session_id: str) -> None:
     """WebSocket: a ``hello`` message, then one ``frame`` message per analysed frame.
 
-    Token: ``Authorization: Bearer`` or ``?token=``. Refusals close with 4000 + HTTP status
-    (4401, 4403, 4404) and the reason.
+    Token: ``Authorization: Bearer``, the subprotocol pair ``["bearer", <token>]`` (browsers:
+    ``new WebSocket(url, ["bearer", token])``, keeps the token out of URLs and access logs), or
+    ``?token=``. Refusals close with 4000 + HTTP status (4401, 4403, 4404) and the reason.
     """
-    ctx = get_context(websocket)
-    await websocket.accept()
-    token = websocket.query_params.get("token") or _bearer(websocket.headers.get("authorization"))
+    ctx = context_of(websocket)
+    offered = list(websocket.scope.get("subprotocols", []))
+    via_protocol = _protocol_token(offered)
+    await websocket.accept(subprotocol="bearer" if via_protocol else None)
+    token = (
+        via_protocol
+        or _bearer(websocket.headers.get("authorization"))
+        or websocket.query_params.get("token")
+    )
     try:
         if not token:
             raise UnauthorizedError("missing token (Authorization: Bearer <token> or ?token=)")
@@ -107,6 +114,14 @@ async def _drain_ws(websocket: WebSocket) -> None:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
+
+
+def _protocol_token(offered: list[str]) -> str | None:
+    if "bearer" in offered:
+        index = offered.index("bearer")
+        if index + 1 < len(offered):
+            return offered[index + 1]
+    return None
 
 
 def _bearer(header: str | None) -> str | None:

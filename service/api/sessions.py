@@ -77,6 +77,8 @@ def _pick_cameras(db: Session, classroom_id: int, wanted: list[str] | None) -> l
         raise InvalidInputError(
             ("body", "camera_ids"), f"cameras not in classroom {classroom_id}: {foreign}"
         )
+    # lock the cameras' rows so two concurrent starts cannot both pass the busy check
+    db.execute(select(Camera.id).where(Camera.id.in_(chosen)).with_for_update())
     busy = db.scalars(
         select(SessionCamera.camera_id)
         .join(ClassSession, ClassSession.id == SessionCamera.session_id)

@@ -202,6 +202,7 @@ def test_live_session_alerts_restart_history_and_csv(
             timeout=20,
         )
         assert "student s02: drowsy" in text_of(driver, "live-alerts")
+        wait(driver, "alert badge", lambda d: text_of(d, "live-alert-badge") == "⚠ 2 active alerts")
         screenshot(driver, "live-per-student")
         # Keyboard: the live controls are reachable with Tab.
         focused = set()
@@ -212,6 +213,8 @@ def test_live_session_alerts_restart_history_and_csv(
         # Tablet and projector sizes.
         driver.set_window_size(1024, 768)
         screenshot(driver, "live-tablet-1024")
+        driver.set_window_size(768, 1024)
+        screenshot(driver, "live-tablet-portrait-768")
         driver.set_window_size(1920, 1080)
         screenshot(driver, "live-projector-1920")
         driver.set_window_size(1366, 900)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.dashboard import CSP, STATIC_DIR, resolve_static
@@ -57,3 +59,20 @@ def test_every_control_has_a_label_or_text() -> None:
         assert control in labelled, f"<{tag} id={control}> has no <label for>"
     for button in re.findall(r"<button[^>]*>(.*?)</button>", html):
         assert button.strip(), "a button without text"
+
+
+def test_alert_benchmark_runs_and_prints_json(
+    pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Smoke test of ``python -m service.dashboard.bench`` on a tiny session (``pg_url``:
+    Postgres answers, or the test skips/fails like every database test)."""
+    from service.dashboard import bench
+    from tests.conftest import PG_ADMIN_URL
+
+    args = ["--admin-url", PG_ADMIN_URL, "--minutes", "1", "--students", "4", "--repeats", "2"]
+    assert bench.main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["samples"] == 60 * 4
+    for key in ("default_rules", "busy_rules"):
+        assert result[key]["first_full_ms"] > 0 and result[key]["windowed_p95_ms"] > 0
+    assert result["busy_rules"]["alerts_stored"] >= 1

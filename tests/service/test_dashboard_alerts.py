@@ -106,13 +106,17 @@ def test_default_rules_raise_class_and_student_alerts_listed_by_role(
     assert refused.status_code == 403
 
 
-def test_a_late_sample_merges_two_runs_into_one_alert(
-    world: World, db_factory: sessionmaker[Session]
-) -> None:
+def _joy_rule() -> al.AlertRules:
     rule = al.AlertRule(
         id="c", kind=al.AlertKind.CLASS_SHARE, label="joy", threshold=0.5, min_duration_s=3
     )
-    rules = al.AlertRules(rules=[rule])
+    return al.AlertRules(rules=[rule])
+
+
+def test_a_late_sample_merges_two_runs_into_one_alert(
+    world: World, db_factory: sessionmaker[Session]
+) -> None:
+    rules = _joy_rule()
     sid = start_session(db_factory, world.room_a, world.camera_a, "per_student")
     ingest = Ingestor(db_factory, None, Metrics(), k_anonymity=1)
     t0 = float(int(time.time()) - 100)
@@ -120,13 +124,46 @@ def test_a_late_sample_merges_two_runs_into_one_alert(
     seconds = (*range(5), *range(12, 17))  # two runs, 7 s apart
     ingest.ingest([_frame(world.camera_a, sid, t0 + i, joyful) for i in seconds])
     with db_factory() as db:
-        al.evaluate_session(db, sid, rules)
+        al.evaluate_session(db, sid, rules, ended_at=None, now=t0 + 20)
+        db.commit()
         assert len(al.session_alerts(db, sid, students=True)) == 2
     ingest.ingest([_frame(world.camera_a, sid, t0 + 8, joyful)])  # late: gaps now <= 5 s
     with db_factory() as db:
-        al.evaluate_session(db, sid, rules)
+        al.evaluate_session(db, sid, rules, ended_at=None, now=t0 + 25)
         rows = al.session_alerts(db, sid, students=True)
         assert [(r.started_t, r.last_t) for r in rows] == [(int(t0), int(t0) + 16)]
+
+
+def test_windowed_evaluation_extends_a_run_that_began_before_the_window(
+    world: World, db_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(al, "LOOKBACK_S", 10)
+    rules = _joy_rule()
+    sid = start_session(db_factory, world.room_a, world.camera_a, "per_student")
+    ingest = Ingestor(db_factory, None, Metrics(), k_anonymity=1)
+    t0 = float(int(time.time()) - 200)
+    joyful = {"s01": _probs("joy", 0.9)}
+    ingest.ingest([_frame(world.camera_a, sid, t0 + i, joyful) for i in range(30)])
+    with db_factory() as db:
+        assert al.evaluate_session(db, sid, rules, ended_at=None, now=t0 + 30) == 1
+        db.commit()
+    ingest.ingest([_frame(world.camera_a, sid, t0 + i, joyful) for i in range(30, 60)])
+    with db_factory() as db:
+        # The window starts at t0 + 30 - 10 - GAP_S - 1 = t0 + 14, inside the stored run.
+        al.evaluate_session(db, sid, rules, ended_at=None, now=t0 + 60)
+        db.commit()
+        rows = al.session_alerts(db, sid, students=True)
+        assert [(r.started_t, r.last_t) for r in rows] == [(int(t0), int(t0) + 59)]
+        # A second dashboard polling a second later reuses that evaluation.
+        assert al.evaluate_session(db, sid, rules, ended_at=None, now=t0 + 61) == 0
+        progress = db.get(al.AlertProgress, sid, populate_existing=True)
+        assert progress is not None and progress.evaluated_t == int(t0) + 60
+        assert not progress.final
+    with db_factory() as db:  # 30 s after the end: one last full pass, then nothing more
+        assert al.evaluate_session(db, sid, rules, ended_at=t0 + 60, now=t0 + 95) == 1
+        db.commit()
+        assert db.get(al.AlertProgress, sid, populate_existing=True).final  # type: ignore[union-attr]
+        assert al.evaluate_session(db, sid, rules, ended_at=t0 + 60, now=t0 + 99) == 0
 
 
 def test_alert_rules_are_configurable_per_classroom_with_clear_errors(

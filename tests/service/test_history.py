@@ -125,6 +125,8 @@ def test_summary_shares(client: TestClient, world: World, recorded: str) -> None
     assert [s["subject"] for s in body["students"]] == ["s01", "s02", "s03"]
     analyst = client.get(f"{API}/sessions/{recorded}/summary", headers=world.auth("analyst")).json()
     assert analyst["per_student_visible"] is False and analyst["students"] == []
+    audit = client.get(f"{API}/audit?session_id={recorded}", headers=world.auth("admin")).json()
+    assert [(e["username"], e["action"]) for e in audit["items"]] == [("teacher_a", "summary")]
 
 
 def test_csv_exports(client: TestClient, world: World, recorded: str) -> None:

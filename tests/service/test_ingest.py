@@ -7,14 +7,17 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.ingest.reader import StreamReader
 from service.ingest.writer import Ingestor
 from service.metrics import Metrics
 from service.settings import ServiceSettings
+from service.store.db import make_session_factory
 from service.store.tables import ClassAggregateRow, EmotionSample
 from tests.service.conftest import World, frame, start_session
 
@@ -201,3 +204,36 @@ def test_ingest_inside_the_api_process(
             text = api.get("/metrics").text
         assert "emo_samples_ingested_total 2.0" in text
     assert _counts(db_factory, sid) == (2, 1)
+
+
+@pytest.mark.faults
+def test_database_outage_acknowledges_nothing(
+    db_factory: sessionmaker[Session], world: World, redis_url: str
+) -> None:
+    """A batch that cannot be committed stays pending and is stored once the DB is back."""
+    sid = start_session(db_factory, world.room_a, world.camera_a, "per_student")
+    client = redis.Redis.from_url(redis_url)
+    stream = f"emo:frames:test:{uuid.uuid4().hex}"
+    down = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", connect_args={"connect_timeout": 1}
+    )
+    settings = ServiceSettings(ingest_consumer="c1", ingest_block_ms=50)
+    broken = StreamReader(
+        client,
+        Ingestor(make_session_factory(down), None, Metrics(), 5),
+        settings,
+        Metrics(),
+        stream,
+    )
+    broken.ensure_group()
+    broken.poll_once()  # empty backlog
+    msg = frame(world.camera_a, T0, ["s01", "s02"], session_id=sid)
+    client.xadd(stream, {"data": msg.model_dump_json()})
+    with pytest.raises(OperationalError):
+        broken.poll_once()
+    assert client.xpending(stream, "emo-ingest")["pending"] == 1
+    down.dispose()
+    healthy = _reader(client, db_factory, stream, "c1")  # the same consumer, restarted
+    result = healthy.poll_once()
+    assert result is not None and result.samples == 2
+    assert client.xpending(stream, "emo-ingest")["pending"] == 0

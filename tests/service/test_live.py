@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.websockets import WebSocketDisconnect
 from websockets.sync.client import connect as ws_connect
@@ -24,7 +24,7 @@ from service.main import create_app
 from service.metrics import Metrics
 from service.settings import ServiceSettings
 from service.store.db import make_session_factory
-from service.store.tables import Classroom, User
+from service.store.tables import AuditEntry, Classroom, User
 from tests.service.conftest import World, build_world, frame, start_session
 
 API = "/api/v1"
@@ -55,6 +55,21 @@ def test_websocket_delivers_class_and_student_scores(
     assert msg["type"] == "frame" and msg["face_count"] == 2
     assert msg["class"]["focus"] == pytest.approx(0.6)
     assert list(msg["students"]) == ["s01"]  # opted-out s99 is never published
+    with db_factory() as db:
+        actions = db.execute(select(AuditEntry.username, AuditEntry.action)).all()
+    assert ("teacher_a", "live") in [tuple(row) for row in actions]
+
+
+def test_websocket_token_as_subprotocol(
+    client: TestClient, world: World, db_factory: sessionmaker[Session]
+) -> None:
+    """Browsers can pass the token as a subprotocol, keeping it out of URLs and logs."""
+    sid = start_session(db_factory, world.room_b, world.camera_b, "aggregate_only")
+    url = f"{API}/sessions/{sid}/live"
+    with client.websocket_connect(url, subprotocols=["bearer", world.tokens["teacher_b"]]) as ws:
+        assert ws.accepted_subprotocol == "bearer"
+        hello = ws.receive_json()
+    assert hello["privacy_mode"] == "aggregate_only" and hello["per_student"] is False
 
 
 def test_websocket_refusals_carry_a_reason(

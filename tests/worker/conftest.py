@@ -82,6 +82,19 @@ def clip(gallery: Gallery, tmp_path_factory: pytest.TempPathFactory) -> Clip:
 
 
 @pytest.fixture(scope="session")
+def slow_clip(gallery: Gallery, tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """The first 8 frames of the clip at 1 fps: a live worker on a loaded CI machine still
+    analyses every frame of it, so live and offline runs see the same frames."""
+    path = tmp_path_factory.mktemp("clips") / "gallery-1fps.avi"
+    h, w = gallery.image.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 1.0, (w, h))
+    for image in _frames(gallery, 8):
+        writer.write(image)
+    writer.release()
+    return Clip(path, 1.0, 8, gallery.tiles, (w, h))
+
+
+@pytest.fixture(scope="session")
 def h264_clip(clip: Clip, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same clip as H.264 MP4 (Debian ffmpeg, libx264) for the RTSP server."""
     if shutil.which("ffmpeg") is None:

@@ -60,3 +60,14 @@ def test_wrong_input_size_in_sidecar(model_path: Path, tmp_path: Path) -> None:
     onnx.with_suffix(".json").write_text(json.dumps(sidecar))
     with pytest.raises(ModelError, match="does not match sidecar"):
         OnnxClassifier(onnx, "cpu")
+
+
+def test_saliency_outside_the_graph_is_refused(model_path: Path, tmp_path: Path) -> None:
+    onnx = tmp_path / "m.onnx"
+    shutil.copy(model_path, onnx)
+    sidecar = json.loads(model_path.with_suffix(".json").read_text())
+    sidecar["onnx_file"] = "m.onnx"
+    sidecar["saliency"] = {"method": "sun", "in_graph": False, "params": {}}
+    onnx.with_suffix(".json").write_text(json.dumps(sidecar))
+    with pytest.raises(ModelError, match="saliency outside the graph"):
+        OnnxClassifier(onnx, "cpu")

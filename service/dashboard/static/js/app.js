@@ -215,6 +215,10 @@ function init() {
     else go("#/pick");
   });
   $("live-stop").addEventListener("click", stopSession);
+  $("live-alert-badge").addEventListener("click", () => {
+    $("live-alerts-heading").scrollIntoView({ block: "start" });
+    $("live-alerts-heading").focus({ preventScroll: true });
+  });
   $("live-window").addEventListener("change", () => state.view && state.view.render());
   window.addEventListener("hashchange", route);
   window.addEventListener("emo:unauthorized", () => {

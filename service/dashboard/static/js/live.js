@@ -177,6 +177,10 @@ export class LiveView {
     try {
       const alerts = await api(`/sessions/${this.session.id}/alerts`);
       renderAlerts($("live-alerts"), alerts.items, { live: true });
+      const active = alerts.items.filter((a) => a.active).length;
+      const badge = $("live-alert-badge");
+      badge.hidden = active === 0;
+      badge.textContent = `⚠ ${active} active alert${active === 1 ? "" : "s"}`;
     } catch (err) {
       $("live-alerts-error").textContent = `alerts unavailable: ${err.message}`;
       return;
