@@ -63,9 +63,7 @@ def _astronaut_tiles(tile_w: int, tile_h: int) -> list[np.ndarray]:
 def _shared_tiles(data_dir: Path, tile_w: int, tile_h: int) -> list[np.ndarray]:
     """Six real webcam frames of different people from the shared data, resized to the tiles."""
     gallery = build_gallery(data_dir, cols=COLS, rows=ROWS, tile_w=tile_w, tile_h=tile_h)
-    return [
-        gallery.image[t.y : t.y + t.h, t.x : t.x + t.w].copy() for t in gallery.tiles
-    ]
+    return [gallery.image[t.y : t.y + t.h, t.x : t.x + t.w].copy() for t in gallery.tiles]
 
 
 def make_demo_clip(out_dir: Path, data_dir: Path | None) -> DemoClip:
@@ -75,7 +73,7 @@ def make_demo_clip(out_dir: Path, data_dir: Path | None) -> DemoClip:
     if video.is_file() and seats_path.is_file():
         meta = json.loads(seats_path.read_text())
         seats = {k: [tuple(p) for p in v] for k, v in meta["seats"].items()}
-        return DemoClip(video, seats, meta["origin"])  # type: ignore[arg-type]
+        return DemoClip(video, seats, str(meta["origin"]))
     tile_w, tile_h = FRAME_W // COLS, FRAME_H // ROWS
     origin = "astronaut"
     tiles: list[np.ndarray] | None = None
@@ -89,7 +87,12 @@ def make_demo_clip(out_dir: Path, data_dir: Path | None) -> DemoClip:
     seats: dict[str, list[tuple[float, float]]] = {}
     for i in range(len(tiles)):
         x, y = (i % COLS) * tile_w, (i // COLS) * tile_h
-        seats[f"S{i + 1:02d}"] = [(x, y), (x + tile_w, y), (x + tile_w, y + tile_h), (x, y + tile_h)]
+        seats[f"S{i + 1:02d}"] = [
+            (x, y),
+            (x + tile_w, y),
+            (x + tile_w, y + tile_h),
+            (x, y + tile_h),
+        ]
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), FPS, (FRAME_W, FRAME_H))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write the demo clip {video} (MJPG)")
