@@ -106,7 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     server, api_thread = _serve(app, settings.host, settings.port)
     base = f"http://{settings.host}:{settings.port}"
     with httpx.Client(base_url=base, timeout=30) as client:
-        demo = setup_demo(client, settings.admin_username, password, source, seats, settings.fps)
+        demo = setup_demo(
+            client,
+            username=settings.admin_username,
+            password=password,
+            source=source,
+            seats=seats,
+            fps=settings.fps,
+        )
     _announce(base, settings.admin_username, password, demo)
 
     stop = threading.Event()

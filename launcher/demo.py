@@ -39,6 +39,7 @@ def _items(resp: httpx.Response) -> list[dict[str, object]]:
 
 def setup_demo(
     client: httpx.Client,
+    *,
     username: str,
     password: str,
     source: str,

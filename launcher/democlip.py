@@ -72,8 +72,8 @@ def make_demo_clip(out_dir: Path, data_dir: Path | None) -> DemoClip:
     video, seats_path = out_dir / "demo.avi", out_dir / "seats.json"
     if video.is_file() and seats_path.is_file():
         meta = json.loads(seats_path.read_text())
-        seats = {k: [tuple(p) for p in v] for k, v in meta["seats"].items()}
-        return DemoClip(video, seats, str(meta["origin"]))
+        saved = {k: [(float(p[0]), float(p[1])) for p in v] for k, v in meta["seats"].items()}
+        return DemoClip(video, saved, str(meta["origin"]))
     tile_w, tile_h = FRAME_W // COLS, FRAME_H // ROWS
     origin = "astronaut"
     tiles: list[np.ndarray] | None = None

@@ -77,8 +77,10 @@ def env_example() -> str:
         for s in settings_of(cls):
             if s.description:
                 lines.append(f"# {s.description}")
-            prefix = "# " if s.default == "(computed)" else ""
-            lines.append(f"{prefix}{s.env}={'' if s.default == '(computed)' else s.default}")
+            if s.default in ("", "(computed)"):  # unset unless the deployer sets it
+                lines.append(f"# {s.env}=")
+            else:
+                lines.append(f"{s.env}={s.default}")
     return "\n".join(lines) + "\n"
 
 

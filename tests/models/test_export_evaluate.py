@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import onnxruntime as ort
@@ -14,7 +15,7 @@ from contract.labels import LABELS
 from contract.sidecar import ModelSidecar
 from models.checkpoint import model_from_checkpoint
 from models.evaluate import main as evaluate_main
-from models.export import WithSoftmax, export, parity_inputs
+from models.export import WithSoftmax, check_parity, parity_inputs, store_weights_fp16
 
 pytestmark = pytest.mark.slow
 
@@ -29,18 +30,26 @@ REPORT_KEYS = {
 }
 
 
-def test_export_matches_pytorch_on_real_crops_with_dynamic_batch(tiny_run, tmp_path):
-    onnx_path = tmp_path / "fp32.onnx"
-    export(tiny_run / "best.pt", onnx_path, n_parity=8)  # raises if parity > 1e-4
+def test_export_matches_pytorch_on_real_crops_with_dynamic_batch(tiny_run, exported):
     model, _ = model_from_checkpoint(tiny_run / "best.pt")
     x = parity_inputs(96, (0.5,) * 3, (0.25,) * 3, 5)  # a batch size not used at export
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     got = sess.run(["probs"], {"image": x})[0]
     with torch.no_grad():
         ref = WithSoftmax(model)(torch.from_numpy(x)).numpy()
     assert got.shape == (5, len(LABELS))
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
     assert np.abs(got - ref).max() <= 1e-4
+
+
+def test_fp16_weight_storage_halves_the_file_and_keeps_parity(tiny_run, exported, tmp_path):
+    half = tmp_path / "half.onnx"
+    shutil.copy(exported, half)
+    assert store_weights_fp16(half) > 50
+    assert half.stat().st_size < 0.6 * exported.stat().st_size
+    model, _ = model_from_checkpoint(tiny_run / "best.pt")
+    x = parity_inputs(96, (0.5,) * 3, (0.25,) * 3, 8)
+    assert check_parity(model, half, x, tol=5e-3) <= 5e-3
 
 
 def test_sidecar_describes_the_graph(exported):
