@@ -163,7 +163,7 @@ def _announce(base: str, username: str, password: str, demo: DemoSession) -> Non
     lines = [
         "",
         "  classroom-emotions is running",
-        f"  dashboard:  {base}/",
+        f"  dashboard:  {base}/dashboard/",
         f"  login:      {username} / {password}",
         f"  session:    {demo.session_id} (classroom {demo.classroom_id}, camera {demo.camera_id})",
         f"  history:    {base}/api/v1/sessions/{demo.session_id}/timeline?bucket=10s",

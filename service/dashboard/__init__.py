@@ -40,8 +40,10 @@ def resolve_static(path: str) -> Path | None:
     return candidate
 
 
+@router.get("/")
 @router.get(PREFIX)
 def dashboard_root() -> RedirectResponse:
+    """``/`` and ``/dashboard`` lead to the dashboard."""
     return RedirectResponse(f"{PREFIX}/", status_code=307)
 
 

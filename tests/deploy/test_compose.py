@@ -7,6 +7,7 @@ compose would give it (hosts ``postgres``/``redis`` mapped to the real local ser
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -78,6 +79,7 @@ def test_compose_commands_run_against_real_postgres_and_redis(
     migrate = services["migrate"]
     done = subprocess.run(
         migrate["command"],
+        check=False,
         cwd=REPO_ROOT,
         env=_env(migrate, pg_url, redis_url),
         capture_output=True,
@@ -115,4 +117,6 @@ def test_compose_commands_run_against_real_postgres_and_redis(
         for proc in procs:
             proc.wait(timeout=30)
         client.close()
-    assert [p.returncode for p in procs] == [0, 0]
+    # uvicorn re-raises the SIGTERM it handled after a clean shutdown; the worker exits 0
+    assert procs[0].returncode in (0, -signal.SIGTERM)
+    assert procs[1].returncode == 0

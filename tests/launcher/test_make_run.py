@@ -68,7 +68,7 @@ def test_make_run_shows_per_student_scores_within_60_s_and_stops_cleanly(
                 students = [s for s in summary.json()["students"] if s["seconds"] > 0]
                 if len(students) >= 3:
                     break
-            page = client.get("/")
+            page = client.get("/", follow_redirects=True)
         elapsed = time.monotonic() - started
         assert len(students) >= 3, f"no per-student scores after {elapsed:.0f} s"
         assert page.status_code == 200 and "<html" in page.text.lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -60,7 +61,18 @@ def test_sidecar_describes_the_graph(exported):
     assert side.saliency.in_graph and side.saliency.method == "sun"
     assert len(side.saliency.params["scales"]) == 9  # type: ignore[arg-type]
     assert side.model["arch"] == "learning_emotion_small"
-    assert exported.stat().st_size <= 25 * 1024 * 1024
+
+
+def test_shipped_default_model_is_complete_and_small():
+    shipped = Path(__file__).resolve().parents[2] / "models" / "weights" / "learning_emotion.onnx"
+    side = ModelSidecar.load(shipped.with_suffix(".json"))  # verifies the ONNX hash
+    assert shipped.stat().st_size <= 25 * 1024 * 1024
+    assert side.labels == LABELS and side.colour == "grey"
+    sess = ort.InferenceSession(str(shipped), providers=["CPUExecutionProvider"])
+    x = np.zeros((2, 3, side.input_size, side.input_size), dtype=np.float32)
+    probs = sess.run([side.output_name], {side.input_name: x})[0]
+    assert probs.shape == (2, len(LABELS))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_evaluate_cli_writes_report_and_png(exported, tiny_data, tmp_path):
