@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.labels import LABELS
+from models.checkpoint import load_checkpoint
 from models.evaluate import evaluate
 from models.export import export
 from models.settings import REPO_ROOT, ModelsSettings
@@ -35,6 +36,9 @@ def evaluate_runs(runs: Path, data: Path, split: str, out: Path) -> list[Path]:
     reports = []
     for best in sorted(runs.glob("*/best.pt")):
         run = best.parent
+        if not _finished(run):
+            logger.info("skipping %s: training has not finished", run)
+            continue
         report = out / f"{run.name}.{split}.json"
         if report.is_file() and report.stat().st_mtime > best.stat().st_mtime:
             reports.append(report)
@@ -45,6 +49,15 @@ def evaluate_runs(runs: Path, data: Path, split: str, out: Path) -> list[Path]:
         evaluate(onnx_path, data, split, report)
         reports.append(report)
     return reports
+
+
+def _finished(run: Path) -> bool:
+    """Whether the run's last checkpoint marks fine-tuning done."""
+    last = run / "last.pt"
+    if not last.is_file():
+        return True  # a bare best.pt (e.g. copied in) counts as final
+    phases = load_checkpoint(last).get("phases", {})
+    return bool(phases.get("finetune", {}).get("done", False))
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:

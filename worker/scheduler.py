@@ -79,9 +79,14 @@ class Scheduler:
             stop.wait(max(0.002, wake - time.monotonic()))
 
     def close(self) -> None:
-        """Stop every source (the caller drains the pipeline and releases the leases)."""
+        """Stop every source and say so in the camera status (the caller drains the pipeline
+        and releases the leases)."""
+        states = []
         for cam_id in list(self.cameras):
+            source = self.cameras[cam_id].source
             self._drop(cam_id)
+            states.append(source.snapshot())
+        self.coordinator.write_status(states)
 
     def _due_frames(self, now: float) -> list[Frame]:
         frames: list[Frame] = []
