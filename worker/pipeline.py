@@ -129,12 +129,12 @@ class FramePipeline:
             message = self._message(det, probs[offset : offset + n])
             offset += n
             if message is not None:
+                self.metrics.frames_analysed.labels(camera=det.frame.camera_id).inc()
+                self.metrics.faces_analysed.labels(camera=det.frame.camera_id).inc(n)
                 self.publisher.publish(message)
                 latency = time.monotonic() - det.frame.captured
                 self.latencies.append(latency)
                 self.metrics.latency_seconds.observe(latency)
-                self.metrics.frames_analysed.labels(camera=det.frame.camera_id).inc()
-                self.metrics.faces_analysed.labels(camera=det.frame.camera_id).inc(n)
                 messages.append(message)
         return messages
 

@@ -109,6 +109,7 @@ class RedisPublisher:
         self.url, self.stream, self.maxlen, self.retry_s = url, stream, maxlen, retry_s
         self.metrics = metrics
         self._buffer: deque[FrameMessage] = deque()
+        self._inflight: list[FrameMessage] = []  # taken from the buffer, being sent
         self._capacity = buffer
         self._cond = threading.Condition()
         self._closing = False
@@ -121,23 +122,32 @@ class RedisPublisher:
     def publish(self, message: FrameMessage) -> None:
         """Queue a message (never blocks on Redis)."""
         with self._cond:
-            if len(self._buffer) >= self._capacity:
-                self._buffer.popleft()
-                self.dropped += 1
-                self.metrics.publish_dropped.inc()
-                logger.warning(
-                    "publish buffer full (%d): dropped the oldest message (%d dropped so far)",
-                    self._capacity,
-                    self.dropped,
-                )
             self._buffer.append(message)
-            self.metrics.publish_buffered.set(len(self._buffer))
+            self._trim()
             self._cond.notify()
+
+    def _trim(self) -> None:
+        """Drop (and count) the oldest queued messages beyond capacity; lock held.
+
+        Messages being sent are not counted here (they may still arrive); if their send
+        fails they return to the front of the queue and the oldest beyond capacity go then,
+        so it is always the oldest messages that are dropped.
+        """
+        while len(self._buffer) > self._capacity:
+            self._buffer.popleft()
+            self.dropped += 1
+            self.metrics.publish_dropped.inc()
+            logger.warning(
+                "publish buffer full (%d): dropped the oldest message (%d dropped so far)",
+                self._capacity,
+                self.dropped,
+            )
+        self.metrics.publish_buffered.set(len(self._buffer) + len(self._inflight))
 
     def pending(self) -> int:
         """Messages not yet in Redis."""
         with self._cond:
-            return len(self._buffer)
+            return len(self._buffer) + len(self._inflight)
 
     def _run(self) -> None:
         while True:
@@ -146,14 +156,16 @@ class RedisPublisher:
                     self._cond.wait()
                 if not self._buffer and self._closing:
                     return
-                batch = list(self._buffer)[:100]
-            if self._send(batch):
-                with self._cond:
-                    for _ in range(min(len(batch), len(self._buffer))):
-                        self._buffer.popleft()
-                    self.metrics.publish_buffered.set(len(self._buffer))
-            else:
-                with self._cond:
+                while self._buffer and len(self._inflight) < 100:
+                    self._inflight.append(self._buffer.popleft())
+                batch = list(self._inflight)
+            ok = self._send(batch)
+            with self._cond:
+                if not ok:  # back to the front, in order; the oldest beyond capacity go
+                    self._buffer.extendleft(reversed(self._inflight))
+                self._inflight.clear()
+                self._trim()
+                if not ok:
                     if self._closing:
                         return
                     self._cond.wait(self.retry_s)

@@ -151,7 +151,7 @@ def test_two_apis_two_workers_store_every_message_exactly_once(
             if all(g["pending"] == 0 and g["lag"] == 0 for g in groups):
                 break
             time.sleep(0.5)
-        entries = r.xrange(FRAMES_STREAM)
+        entries: list[tuple[str, dict[str, str]]] = r.xrange(FRAMES_STREAM)  # type: ignore[assignment]
         messages = [FrameMessage.model_validate_json(f["data"]) for _, f in entries]
         consumers = {c["name"] for c in r.xinfo_consumers(FRAMES_STREAM, groups[0]["name"])}
         timelines = [

@@ -151,7 +151,7 @@ def test_redis_outage_buffers_then_delivers(clip: Clip, model_path: Path, tmp_pa
         sample = metrics.registry.get_sample_value
         wait_for(lambda: (sample("emo_publish_dropped_total") or 0) >= 2, 60, "drops while down")
         assert (sample("emo_frames_analysed_total", {"camera": "c"}) or 0) >= 6
-        assert sample("emo_publish_buffered") == 4
+        assert 4 <= (sample("emo_publish_buffered") or 0) <= 8  # queue (4) + a batch in flight
         server = subprocess.Popen(
             [
                 "redis-server",
