@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -35,9 +36,9 @@ def _unavailable(what: str, exc: Exception) -> None:
     pytest.skip(msg)
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh Postgres database for this test run (unique name, dropped at the end)."""
+@contextmanager
+def _database() -> Iterator[str]:
+    """Create a uniquely named Postgres database, yield its URL, drop it afterwards."""
     name = f"emo_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
@@ -52,6 +53,20 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh Postgres database for this test run (tests roll back what they write)."""
+    with _database() as url:
+        yield url
+
+
+@pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A Postgres database of one test's own, for tests whose processes commit real data."""
+    with _database() as url:
+        yield url
 
 
 @pytest.fixture

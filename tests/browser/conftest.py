@@ -98,13 +98,13 @@ class ApiProcess:
 
 
 @pytest.fixture
-def api_process(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[ApiProcess]:
+def api_process(own_pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[ApiProcess]:
     """The API with in-process ingest and a bootstrap admin (``api.env`` holds its name)."""
     tag = uuid.uuid4().hex[:8]
     port = free_port()
     env = {
         **os.environ,
-        "EMO_DATABASE_URL": pg_url,
+        "EMO_DATABASE_URL": own_pg_url,
         "EMO_REDIS_URL": redis_url,
         "EMO_PORT": str(port),
         "EMO_HOST": "127.0.0.1",
@@ -121,7 +121,7 @@ def api_process(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[ApiProc
         yield api
     finally:
         api.stop()
-        _cleanup(pg_url, env["EMO_BOOTSTRAP_ADMIN_USERNAME"], tag)
+        _cleanup(own_pg_url, env["EMO_BOOTSTRAP_ADMIN_USERNAME"], tag)
 
 
 def _cleanup(pg_url: str, admin: str, tag: str) -> None:

@@ -73,7 +73,7 @@ def test_compose_has_the_services_a_school_needs(compose_config: dict[str, Any])
 
 @pytest.mark.slow
 def test_compose_commands_run_against_real_postgres_and_redis(
-    compose_config: dict[str, Any], pg_url: str, redis_url: str, tmp_path: Path
+    compose_config: dict[str, Any], own_pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     services = compose_config["services"]
     migrate = services["migrate"]
@@ -81,7 +81,7 @@ def test_compose_commands_run_against_real_postgres_and_redis(
         migrate["command"],
         check=False,
         cwd=REPO_ROOT,
-        env=_env(migrate, pg_url, redis_url),
+        env=_env(migrate, own_pg_url, redis_url),
         capture_output=True,
         text=True,
         timeout=120,
@@ -93,9 +93,9 @@ def test_compose_commands_run_against_real_postgres_and_redis(
     api_cmd = [*api["command"]]
     api_cmd[api_cmd.index("--port") + 1] = str(port)
     api_cmd[api_cmd.index("--host") + 1] = "127.0.0.1"
-    worker_env = _env(worker, pg_url, redis_url) | {"EMO_WORKER_METRICS_PORT": "0"}
+    worker_env = _env(worker, own_pg_url, redis_url) | {"EMO_WORKER_METRICS_PORT": "0"}
     procs = [
-        subprocess.Popen(api_cmd, cwd=REPO_ROOT, env=_env(api, pg_url, redis_url)),
+        subprocess.Popen(api_cmd, cwd=REPO_ROOT, env=_env(api, own_pg_url, redis_url)),
         subprocess.Popen(worker["command"], cwd=REPO_ROOT, env=worker_env),
     ]
     client = redis.Redis.from_url(redis_url)

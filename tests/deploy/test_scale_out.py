@@ -49,11 +49,11 @@ def _env(pg_url: str, redis_url: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def cluster(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[list[str]]:
+def cluster(own_pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[list[str]]:
     """Migrated DB, two API replicas with ingest, two workers (one camera each at most)."""
     subprocess.run(
         [sys.executable, "-m", "service.migrate"],
-        cwd=REPO_ROOT, env=_env(pg_url, redis_url), check=True, timeout=120,
+        cwd=REPO_ROOT, env=_env(own_pg_url, redis_url), check=True, timeout=120,
     )  # fmt: skip
     ports = [_free_port(), _free_port()]
     logs = [(tmp_path / f"p{i}.log").open("w") for i in range(4)]
@@ -61,7 +61,9 @@ def cluster(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[list[str]]:
         subprocess.Popen(
             [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO_ROOT,
-            env=_env(pg_url, redis_url, EMO_INGEST_IN_API="true", EMO_INGEST_CONSUMER=f"api{i}"),
+            env=_env(
+                own_pg_url, redis_url, EMO_INGEST_IN_API="true", EMO_INGEST_CONSUMER=f"api{i}"
+            ),
             stdout=logs[i],
             stderr=subprocess.STDOUT,
         )
@@ -71,7 +73,7 @@ def cluster(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[list[str]]:
             [sys.executable, "-m", "worker"],
             cwd=REPO_ROOT,
             env=_env(
-                pg_url,
+                own_pg_url,
                 redis_url,
                 EMO_WORKER_WORKER_ID=f"w{i}",
                 EMO_WORKER_MAX_CAMERAS="1",
@@ -126,7 +128,7 @@ def _start_session(client: httpx.Client, clip: Path, seats: dict[str, list]) -> 
 
 
 def test_two_apis_two_workers_store_every_message_exactly_once(
-    cluster: list[str], pg_url: str, redis_url: str, tmp_path: Path, data_dir: Path
+    cluster: list[str], own_pg_url: str, redis_url: str, tmp_path: Path, data_dir: Path
 ) -> None:
     clip = make_demo_clip(tmp_path / "clip", data_dir)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -165,7 +167,7 @@ def test_two_apis_two_workers_store_every_message_exactly_once(
     expected_samples = {
         (f.student, int(m.ts.timestamp())) for m in messages for f in m.faces if f.student
     }
-    with psycopg.connect(pg_url) as conn:
+    with psycopg.connect(own_pg_url) as conn:
         aggs = conn.execute(
             "SELECT camera_id, t FROM class_aggregates WHERE session_id = %s", (session_id,)
         ).fetchall()
