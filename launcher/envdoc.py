@@ -1,6 +1,7 @@
 """Every setting of every deployable, as ``.env.example`` and as the README's settings table.
 
-``python -m launcher.envdoc --write`` regenerates ``.env.example``; a test keeps it in sync.
+``python -m launcher.envdoc --write`` regenerates ``.env.example`` and the README table; a test
+keeps both in sync.
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ def markdown_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _write_readme_table(readme: Path) -> None:
+    start, end = "<!-- settings-table:start -->\n", "<!-- settings-table:end -->"
+    text = readme.read_text()
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    readme.write_text(head + start + markdown_table() + end + tail)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m launcher.envdoc", description=__doc__)
     parser.add_argument("--write", action="store_true", help="write .env.example")
@@ -102,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.write:
         (REPO_ROOT / ".env.example").write_text(env_example())
+        _write_readme_table(REPO_ROOT / "README.md")
     elif args.markdown:
         sys.stdout.write(markdown_table())
     else:

@@ -16,3 +16,10 @@ def test_every_setting_is_documented_in_table_and_example() -> None:
     for name in names:
         assert f"`{name}`" in table
         assert f"{name}=" in example
+
+
+def test_readme_settings_table_is_current() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    start = readme.index("<!-- settings-table:start -->\n") + len("<!-- settings-table:start -->\n")
+    end = readme.index("<!-- settings-table:end -->")
+    assert readme[start:end] == markdown_table(), "regenerate with launcher.envdoc --markdown"
