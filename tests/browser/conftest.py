@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ import redis
 
 from contract import LABELS, ClassAggregate, FaceScore, FrameMessage, Probs
 from contract.keys import CAMERA_STATUS_HASH, FRAMES_STREAM
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -44,12 +44,6 @@ CHROME_FLAGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ApiProcess:

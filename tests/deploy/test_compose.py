@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import yaml
 
 from contract.keys import heartbeat_key
 from launcher.settings import REPO_ROOT
+from tests.net import free_port
 
 COMPOSE = shutil.which("docker-compose")
 
@@ -48,12 +48,6 @@ def _env(service: dict[str, Any], pg_url: str, redis_url: str) -> dict[str, str]
     # paths in the image are /app/...; here they are the checkout
     env = {k: v for k, v in env.items() if not v.startswith(("var/", "runs", "models/", "../"))}
     return {"PATH": str(Path(sys.executable).parent), "HOME": "/tmp", **env}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_compose_has_the_services_a_school_needs(compose_config: dict[str, Any]) -> None:
@@ -89,7 +83,7 @@ def test_compose_commands_run_against_real_postgres_and_redis(
     assert done.returncode == 0, done.stderr[-2000:]
 
     api, worker = services["api"], services["worker-cpu"]
-    port = _free_port()
+    port = free_port()
     api_cmd = [*api["command"]]
     api_cmd[api_cmd.index("--port") + 1] = str(port)
     api_cmd[api_cmd.index("--host") + 1] = "127.0.0.1"

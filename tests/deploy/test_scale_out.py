@@ -7,7 +7,6 @@ both replicas serve history and live updates, and each worker analyses its own c
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,10 @@ from contract import FrameMessage
 from contract.keys import FRAMES_STREAM, lease_key
 from launcher.democlip import make_demo_clip
 from launcher.settings import REPO_ROOT
+from tests.net import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 ADMIN = ("scale-admin", "scale-out-password-1")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(pg_url: str, redis_url: str, **extra: str) -> dict[str, str]:
@@ -55,7 +49,7 @@ def cluster(own_pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[list[st
         [sys.executable, "-m", "service.migrate"],
         cwd=REPO_ROOT, env=_env(own_pg_url, redis_url), check=True, timeout=120,
     )  # fmt: skip
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     logs = [(tmp_path / f"p{i}.log").open("w") for i in range(4)]
     procs = [
         subprocess.Popen(

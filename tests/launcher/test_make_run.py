@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,20 +13,15 @@ import httpx
 import pytest
 
 from launcher.settings import REPO_ROOT
+from tests.net import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_make_run_shows_per_student_scores_within_60_s_and_stops_cleanly(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "EMO_RUN_VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"}
     env["EMO_RUN_DATA_DIR"] = str(data_dir)
     log = (tmp_path / "run.log").open("w")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from service.metrics import Metrics
 from service.settings import ServiceSettings
 from service.store.db import make_session_factory
 from service.store.tables import AuditEntry, Classroom, User
+from tests.net import free_port
 from tests.service.conftest import World, build_world, frame, start_session
 
 API = "/api/v1"
@@ -89,17 +89,11 @@ def test_websocket_refusals_carry_a_reason(
         assert info.value.reason
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Replica:
     """One API process (uvicorn in a thread) on a loopback port."""
 
     def __init__(self, app: FastAPI) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )

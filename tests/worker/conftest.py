@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.net import free_port
 from worker.gallery import Gallery, Tile, build_gallery, frame_rows, pick_rows
 from worker.settings import DEFAULT_MODEL
 
@@ -39,12 +40,6 @@ class Clip:
     frames: int
     tiles: tuple[Tile, ...]
     size: tuple[int, int]  # (w, h)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ import redis
 
 from contract import CameraAssignment
 from contract.keys import CAMERAS_HASH, FRAMES_STREAM, heartbeat_key, lease_key
-from tests.worker.conftest import Clip, free_port
+from tests.net import free_port
+from tests.worker.conftest import Clip
 from tests.worker.helpers import stream_data
 from worker.app import run
 from worker.metrics import Metrics
