@@ -1,7 +1,8 @@
 """Benchmark: ``python -m models.bench [--onnx PATH] [--repeats N]`` prints one JSON object.
 
-- SUN saliency ms/face at batch 32 (112 px, the issue's target size, and the model's input
-  size), against a baseline in the same run: the same separable DoG filters as depthwise
+- SUN saliency ms/face at batch 32 (112 px, the issue's target size, and 96 px): all three
+  channels on RGB crops, and the greyscale path the model uses (intensity only, same map);
+  against a baseline in the same run: the same separable DoG filters as depthwise
   convolutions (the straightforward implementation the matmul form replaced).
 - The shipped ONNX model's faces/s at batch 32, saliency included (it is inside the graph),
   against the same model run one face at a time.
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.data import load_images, load_manifest, normalise
+from models.data import load_images, load_manifest, normalise, to_grey_rgb
 from models.errors import DataError
 from models.evaluate import open_model
 from models.saliency import N_CHANNELS, SunParams, SunSaliency, gaussian_kernel_1d
@@ -74,15 +75,19 @@ def bench_saliency(size: int, repeats: int) -> dict[str, Any]:
     """ms/face of SunSaliency at batch 32 vs the depthwise-conv baseline."""
     rgb, _ = real_crops(size)
     x = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, H, W)
+    grey = torch.from_numpy(to_grey_rgb(rgb)).permute(0, 3, 1, 2).float() / 255.0
     sal = SunSaliency(SunParams(), size=size).eval()
+    sal_grey = SunSaliency(SunParams(), size=size, grey=True).eval()
     with torch.no_grad():
         t_sal = timed(lambda: sal(x), repeats)
+        t_grey = timed(lambda: sal_grey(grey), repeats)
         t_feat = timed(lambda: sal.features(x), repeats)
         t_base = timed(lambda: depthwise_dog(x, sal.params.sigmas), repeats)
     return {
         "size_px": size,
         "batch": BATCH,
         "ms_per_face": round(1000 * t_sal / BATCH, 4),
+        "grey_input_ms_per_face": round(1000 * t_grey / BATCH, 4),
         "features_ms_per_face": round(1000 * t_feat / BATCH, 4),
         "baseline_depthwise_features_ms_per_face": round(1000 * t_base / BATCH, 4),
         "speedup_vs_baseline_features": round(t_base / t_feat, 2),

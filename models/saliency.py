@@ -116,12 +116,14 @@ class DogFeatures(nn.Module):
     opponent: torch.Tensor
     blur: torch.Tensor
 
-    def __init__(self, sigmas: Sequence[float], size: int = 96) -> None:
+    def __init__(self, sigmas: Sequence[float], size: int = 96, channels: int = N_CHANNELS) -> None:
         super().__init__()
         self.sigmas = tuple(sigmas)
         self.n_sigmas = len(sigmas)
         self.size = size
-        self.register_buffer("opponent", opponent_matrix(), persistent=False)
+        self.channels = channels  # 1 = intensity only (greyscale input)
+        opponent = opponent_matrix()[:channels]  # (channels, 3, 1, 1)
+        self.register_buffer("opponent", opponent, persistent=False)
         self.register_buffer("blur", blur_matrices(sigmas, size), persistent=False)
 
     def _mats(self, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -132,34 +134,41 @@ class DogFeatures(nn.Module):
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         """DoG responses, ordered channel-major: (I s0..sn-2, RG s0.., BY s0..)."""
         b, _, h, w = rgb.shape
-        opp = F.conv2d(rgb, self.opponent)  # (B, 3, H, W)
+        opp = F.conv2d(rgb, self.opponent)  # (B, C, H, W), C = self.channels
         mh, mw = self._mats(h, rgb), self._mats(w, rgb)  # (S, H, H), (S, W, W)
         n_s = self.n_sigmas
-        y = torch.einsum("bchw,svw->bcshv", opp, mw)  # rows blurred: (B, 3, S, H, W)
-        blurred = torch.einsum("suh,bcshv->bcsuv", mh, y)  # columns too: (B, 3, S, H, W)
-        dog = blurred[:, :, :-1] - blurred[:, :, 1:]  # (B, 3, S-1, H, W)
-        return dog.reshape(b, N_CHANNELS * (n_s - 1), h, w)  # (B, 3*(S-1), H, W)
+        y = torch.einsum("bchw,svw->bcshv", opp, mw)  # rows blurred: (B, C, S, H, W)
+        blurred = torch.einsum("suh,bcshv->bcsuv", mh, y)  # columns too: (B, C, S, H, W)
+        dog = blurred[:, :, :-1] - blurred[:, :, 1:]  # (B, C, S-1, H, W)
+        return dog.reshape(b, self.channels * (n_s - 1), h, w)  # (B, C*(S-1), H, W)
 
 
 class SunSaliency(nn.Module):
-    """RGB (B,3,H,W) in [0,1] -> SUN saliency (B,1,H,W) in [0,1]."""
+    """RGB (B,3,H,W) in [0,1] -> SUN saliency (B,1,H,W) in [0,1].
+
+    ``grey=True`` is for greyscale input (3 identical channels): its colour-opponent features
+    are identically zero, so their self-information is a per-image constant that the min-max
+    normalisation removes; only the intensity channel is filtered (same map, 1/3 the work).
+    """
 
     inv_scales: torch.Tensor
     shapes: torch.Tensor
 
-    def __init__(self, params: SunParams | None = None, size: int = 96) -> None:
+    def __init__(self, params: SunParams | None = None, size: int = 96, grey: bool = False) -> None:
         super().__init__()
         self.params = params or SunParams()
-        self.features = DogFeatures(self.params.sigmas, size)
-        n = len(self.params.scales)
-        scales = torch.tensor(self.params.scales).clamp_min(MIN_SCALE).view(1, n, 1, 1)
-        shapes = torch.tensor(self.params.shapes).view(1, n, 1, 1)
+        self.grey = grey
+        channels = 1 if grey else N_CHANNELS
+        self.features = DogFeatures(self.params.sigmas, size, channels)
+        n = channels * (len(self.params.sigmas) - 1)  # intensity features come first
+        scales = torch.tensor(self.params.scales[:n]).clamp_min(MIN_SCALE).view(1, n, 1, 1)
+        shapes = torch.tensor(self.params.shapes[:n]).view(1, n, 1, 1)
         self.register_buffer("inv_scales", 1.0 / scales, persistent=False)
         self.register_buffer("shapes", shapes, persistent=False)
 
     def self_information(self, rgb: torch.Tensor) -> torch.Tensor:
         """-log p(F) up to a constant: (B, 1, H, W), unnormalised."""
-        f = self.features(rgb)  # (B, 9, H, W)
+        f = self.features(rgb)  # (B, 9, H, W), or (B, 3, H, W) when grey
         z = (f * self.inv_scales).abs() + 1e-12  # keep pow's gradient finite at 0
         return torch.pow(z, self.shapes).sum(dim=1, keepdim=True)  # (B, 1, H, W)
 

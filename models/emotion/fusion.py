@@ -55,6 +55,7 @@ class FusionConfig:
     mean: tuple[float, float, float] = GREY_MEAN
     std: tuple[float, float, float] = GREY_STD
     sun: dict[str, Any] = field(default_factory=lambda: SunParams().to_dict())
+    grey_saliency: bool = True  # input is greyscale: saliency filters intensity only
 
     def __post_init__(self) -> None:
         if self.fusion not in ("gate", "sum", "none"):
@@ -132,7 +133,7 @@ class LearningEmotionNet(nn.Module):
         self.num_features = self.global_branch.num_features
         if cfg.fusion != "none":
             self.saliency: SunSaliency | None = SunSaliency(
-                SunParams.from_dict(cfg.sun), size=cfg.img_size
+                SunParams.from_dict(cfg.sun), size=cfg.img_size, grey=cfg.grey_saliency
             )
             self.local_branch: SwinTransformer | None = _swin(cfg, in_chans=1)
             dims = [cfg.embed_dim * 2**i for i in range(4)]

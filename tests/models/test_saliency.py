@@ -92,3 +92,12 @@ def test_bad_params_are_rejected():
         SunParams(scales=(1.0,), shapes=(1.0,))
     with pytest.raises(ConfigError, match="bad SUN"):
         SunParams.from_dict({"sigmas": [1.0]})
+
+
+def test_grey_path_equals_full_path_on_greyscale_input(crops):
+    params = fit_sun_params(list(crops.split(16)))
+    grey = crops.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)  # 3 identical channels
+    with torch.no_grad():
+        full = SunSaliency(params, size=SIZE)(grey)
+        fast = SunSaliency(params, size=SIZE, grey=True)(grey)
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
