@@ -48,7 +48,7 @@ class WorkerSettings(BaseSettings):
     redis_url: str | None = "redis://127.0.0.1:6379/0"
     model_path: Path = DEFAULT_MODEL
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = Field(default=0, ge=0, description="CPU threads per stage; 0 = library default")
+    threads: int = Field(default=0, ge=0, description="CPU threads per stage; 0 = every core")
 
     cameras: list[CameraAssignment] = Field(default_factory=list, description="static cameras")
     cameras_from_redis: bool = True
