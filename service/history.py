@@ -113,21 +113,26 @@ def _buckets(db: Session, query: Select[Any]) -> list[Bucket]:
     return out
 
 
-def class_timeline(db: Session, session_id: str, rng: TimeRange, bucket_s: int) -> list[Bucket]:
-    """Per-bucket class figure from the per-second aggregates (hidden seconds excluded)."""
+def _class_figure(bucket_s: int) -> Select[Any]:
+    """Per-bucket class figure over ``class_aggregates``: seconds seen, mean face count, means."""
     a = ClassAggregateRow
     b = _bucketed(a.t, bucket_s)
-    query = (
+    return (
         select(
             b,
             func.count(func.distinct(a.t)).label("n"),
             func.avg(a.face_count).label("face_count"),
             *(func.avg(getattr(a, label)).label(label) for label in LABELS),
         )
-        .where(a.session_id == session_id, a.t >= rng.t0, a.t < rng.t1)
         .group_by(literal_column("b"))
         .order_by(literal_column("b"))
     )
+
+
+def class_timeline(db: Session, session_id: str, rng: TimeRange, bucket_s: int) -> list[Bucket]:
+    """Per-bucket class figure from the per-second aggregates (hidden seconds excluded)."""
+    a = ClassAggregateRow
+    query = _class_figure(bucket_s).where(a.session_id == session_id, a.t >= rng.t0, a.t < rng.t1)
     return _buckets(db, query)
 
 
@@ -152,18 +157,10 @@ def classroom_timeline(
 ) -> tuple[list[str], list[Bucket]]:
     """Class figure across every session of a classroom in the range, and those sessions."""
     a = ClassAggregateRow
-    b = _bucketed(a.t, bucket_s)
     query = (
-        select(
-            b,
-            func.count(func.distinct(a.t)).label("n"),
-            func.avg(a.face_count).label("face_count"),
-            *(func.avg(getattr(a, label)).label(label) for label in LABELS),
-        )
+        _class_figure(bucket_s)
         .join(ClassSession, ClassSession.id == a.session_id)
         .where(ClassSession.classroom_id == classroom_id, a.t >= rng.t0, a.t < rng.t1)
-        .group_by(literal_column("b"))
-        .order_by(literal_column("b"))
     )
     sessions = db.scalars(
         select(ClassSession.id)
