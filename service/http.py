@@ -1,4 +1,5 @@
-"""HTTP plumbing: error handlers (one status per ServiceError) and the request body limit."""
+"""HTTP plumbing: error handlers (one status per ServiceError), the request body limit and
+the per-token page cache."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.cache import QueryCache
 from service.errors import InvalidInputError, RateLimitedError, ServiceError, UnauthorizedError
+from service.security import token_digest
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +87,40 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def served_key(scope: Scope) -> tuple[str, str, bytes] | None:
+    """Cache key of an authenticated GET: (token digest, path, raw query); None without token."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token_digest(token.strip()), scope["path"], scope.get("query_string", b"")
+    return None
+
+
+class ServedPageCache:
+    """Answers a GET from memory when the same token fetched the same URL moments ago.
+
+    Only pages an endpoint puts under :func:`served_key` are served here (the class
+    timeline); they live ``EMO_HISTORY_CACHE_S`` seconds. A hit skips routing, dependency
+    solving and the database: ~50 dashboards polling one session cost one query per window.
+    """
+
+    def __init__(self, app: ASGIApp, cache: QueryCache) -> None:
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            key = served_key(scope)
+            body = self.cache.peek(key) if key is not None else None
+            if isinstance(body, bytes):
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

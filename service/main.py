@@ -23,7 +23,7 @@ from service.api import alerts as alerts_api
 from service.api import api_router
 from service.api import health as health_api
 from service.context import AppContext, build_context
-from service.http import BodyLimitMiddleware, install_error_handlers
+from service.http import BodyLimitMiddleware, ServedPageCache, install_error_handlers
 from service.ingest.runner import start_in_thread
 from service.schemas.users import Role
 from service.settings import ServiceSettings
@@ -67,6 +67,7 @@ def create_app(
         lifespan=_lifespan(ctx),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ServedPageCache, cache=ctx.cache)
     install_error_handlers(app)
     app.include_router(health_api.router)
     app.include_router(api_router)

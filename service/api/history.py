@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from service import history as hq
 from service.access import (
@@ -19,10 +20,13 @@ from service.access import (
     require_per_student,
     require_session,
 )
-from service.deps import ContextDep, CurrentUser, SessionDep, SettingsDep
-from service.errors import NotFoundError
+from service.context import AppContext
+from service.deps import ContextDep, CurrentUser, SessionDep, SettingsDep, TokenDep
+from service.errors import NotFoundError, UnauthorizedError
+from service.http import served_key
 from service.schemas.common import Limit, Offset
 from service.schemas.history import Bucket, ClassroomHistory, Summary, Timeline
+from service.security import user_for_token
 from service.store.tables import Student, utcnow
 
 router = APIRouter(tags=["history"])
@@ -100,13 +104,49 @@ def _buckets(db: SessionDep, r: _Resolved) -> list[Bucket]:
     return hq.student_timeline(db, r.session_id, r.student_id, r.rng, r.bucket_s)
 
 
+def _timeline_body(
+    ctx: AppContext, token: str, session_id: str, q: TimelineQuery, *, limit: int, offset: int
+) -> bytes:
+    """Authenticate, authorise, audit and compute one timeline page (runs in the thread pool)."""
+    with ctx.sessions() as db:
+        user = user_for_token(db, token)
+        r = _resolve_timeline(session_id, q, user, db, ctx.settings)
+
+        def compute() -> bytes:
+            buckets = _buckets(db, r)
+            page = Timeline(
+                session_id=r.session_id,
+                student=q.student,
+                bucket_s=r.bucket_s,
+                start=r.rng.start,
+                end=r.rng.end,
+                items=buckets[offset : offset + limit],
+                total=len(buckets),
+                limit=limit,
+                offset=offset,
+            )
+            return page.model_dump_json().encode()
+
+        key = (
+            "timeline",
+            r.session_id,
+            r.student_id,
+            r.bucket_s,
+            r.rng.t0,
+            r.rng.t1,
+            limit,
+            offset,
+        )
+        return ctx.cache.get_or_compute(key, compute)
+
+
 @router.get("/sessions/{session_id}/timeline", response_model=Timeline)
-def timeline(
+async def timeline(
     *,
+    request: Request,
     session_id: SessionId,
     q: TimelineQueryDep,
-    user: CurrentUser,
-    db: SessionDep,
+    token: TokenDep,
     ctx: ContextDep,
     limit: Limit = 500,
     offset: Offset = 0,
@@ -114,26 +154,26 @@ def timeline(
     """Class figure (or one student's scores) per bucket; empty buckets are omitted.
 
     Identical queries within ``EMO_HISTORY_CACHE_S`` (default 2 s) share one computed result.
+    A class-figure page already served to the same token and URL in that window is answered
+    from memory (``service.http.ServedPageCache``) without touching the database, so a token
+    revoked or an access withdrawn takes effect on it at most that late.
+    Per-student pages are checked and audited every time.
     """
-    r = _resolve_timeline(session_id, q, user, db, ctx.settings)
-
-    def compute() -> bytes:
-        buckets = _buckets(db, r)
-        page = Timeline(
-            session_id=r.session_id,
-            student=q.student,
-            bucket_s=r.bucket_s,
-            start=r.rng.start,
-            end=r.rng.end,
-            items=buckets[offset : offset + limit],
-            total=len(buckets),
-            limit=limit,
-            offset=offset,
+    if q.student is not None or ctx.settings.history_cache_s <= 0:
+        body = await run_in_threadpool(
+            _timeline_body, ctx, token, session_id, q, limit=limit, offset=offset
         )
-        return page.model_dump_json().encode()
-
-    key = ("timeline", r.session_id, r.student_id, r.bucket_s, r.rng.t0, r.rng.t1, limit, offset)
-    return Response(ctx.cache.get_or_compute(key, compute), media_type="application/json")
+        return Response(body, media_type="application/json")
+    key = served_key(request.scope)
+    if key is None:  # unreachable: TokenDep accepted a bearer token
+        raise UnauthorizedError("missing bearer token")
+    cached = await ctx.cache.get_or_await(
+        key,
+        lambda: run_in_threadpool(
+            _timeline_body, ctx, token, session_id, q, limit=limit, offset=offset
+        ),
+    )
+    return Response(cached, media_type="application/json")
 
 
 @router.get("/sessions/{session_id}/timeline.csv", response_class=Response, responses=CSV)

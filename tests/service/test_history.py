@@ -12,7 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.ingest.writer import Ingestor
+from service.main import create_app
 from service.metrics import Metrics
+from service.settings import ServiceSettings
 from service.store.tables import AuditEntry
 from tests.service.conftest import World, frame, start_session
 
@@ -187,3 +189,24 @@ def test_absurd_ranges_rejected(
     r = client.get(f"{API}/sessions/{recorded}/timeline?{query}", headers=world.auth("analyst"))
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"][-1] == loc
+
+
+def test_served_class_page_is_shared_briefly_per_token(
+    settings: ServiceSettings, db_factory: sessionmaker[Session], world: World, recorded: str
+) -> None:
+    """A class page served to a token is re-served from memory within the cache window, even
+    after logout (documented staleness); per-student pages and other tokens are checked anew."""
+    app = create_app(settings.model_copy(update={"history_cache_s": 300.0}), sessions=db_factory)
+    page = f"{API}/sessions/{recorded}/timeline?bucket=10s&{_range()}"
+    with TestClient(app) as client:
+        first = client.get(page, headers=world.auth("teacher_a"))
+        assert first.status_code == 200, first.text
+        granted = client.get(page + "&student=s01", headers=world.auth("teacher_a"))
+        assert granted.status_code == 200, granted.text
+        # another token is authorised on its own even though the result is cached
+        assert client.get(page, headers=world.auth("teacher_b")).status_code == 403
+        assert client.post(f"{API}/auth/logout", headers=world.auth("teacher_a")).status_code == 204
+        again = client.get(page, headers=world.auth("teacher_a"))
+        assert again.status_code == 200 and again.content == first.content
+        for other in (page + "&student=s01", page.replace("bucket=10s", "bucket=1m")):
+            assert client.get(other, headers=world.auth("teacher_a")).status_code == 401
