@@ -23,6 +23,7 @@ KEYS = {
     "speedup",
     "faces_expected",
     "faces_found_per_frame",
+    "full_searches_per_frame",
 }
 
 
@@ -43,7 +44,9 @@ def test_bench_prints_the_issue_keys(
             "--latency-ticks",
             "2",
             "--baseline-frames",
-            "1",
+            "2",
+            "--rounds",
+            "2",
         ]
     )
     assert code == 0
@@ -51,6 +54,7 @@ def test_bench_prints_the_issue_keys(
     assert set(result) == KEYS
     assert result["faces_expected"] == 30
     assert result["faces_found_per_frame"] >= 25
+    assert 0 < result["full_searches_per_frame"] <= 1
     assert result["faces_per_s"] > 0 and result["baseline_faces_per_s"] > 0
     assert result["providers"] == ["CPUExecutionProvider"] and result["device"] == "cpu"
 
