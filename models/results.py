@@ -6,6 +6,10 @@ For every ``RUN/best.pt`` under ``--runs``: export ``RUN/model.onnx`` (fp32 weig
 checked) unless present, evaluate it on ``--split`` of the shared data into
 ``OUT/RUN.<split>.json`` (+ PNG), then group runs by configuration (everything but the seed)
 and write ``OUT/summary.<split>.json`` and a markdown table on stdout.
+
+``OUT/runs.json`` records each evaluated run (arch, train config, phases, validation
+history); runs recorded there whose folders are gone (e.g. trained on another machine or
+session) keep their reports in the summary, so old rows are not lost when new runs are added.
 """
 
 from __future__ import annotations
@@ -49,6 +53,20 @@ def evaluate_runs(runs: Path, data: Path, split: str, out: Path) -> list[Path]:
         evaluate(onnx_path, data, split, report)
         reports.append(report)
     return reports
+
+
+def record_runs(run_dirs: list[Path], record: Path) -> list[str]:
+    """Add/refresh each run's config and history in ``record`` (JSON); returns all run names."""
+    runs: dict[str, Any] = json.loads(record.read_text()) if record.is_file() else {}
+    for run in run_dirs:
+        ckpt_path = run / "last.pt" if (run / "last.pt").is_file() else run / "best.pt"
+        ckpt = load_checkpoint(ckpt_path)
+        keys = ("arch", "train_config", "phases", "history")
+        runs[run.name] = {k: ckpt[k] for k in keys if k in ckpt}
+    tmp = record.with_name(f".{record.name}.tmp")
+    tmp.write_text(json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
+    tmp.replace(record)
+    return sorted(runs)
 
 
 def _finished(run: Path) -> bool:
@@ -116,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "results")
     args = p.parse_args(argv)
     reports = evaluate_runs(args.runs, args.data, args.split, args.out)
+    names = record_runs([args.runs / r.name.split(".")[0] for r in reports], args.out / "runs.json")
+    recorded = [args.out / f"{n}.{args.split}.json" for n in names]
+    reports = sorted(set(reports) | {r for r in recorded if r.is_file()})
     summary = summarise(reports)
     (args.out / f"summary.{args.split}.json").write_text(json.dumps(summary, indent=2) + "\n")
     sys.stdout.write(markdown(summary))

@@ -51,6 +51,7 @@ class TrainConfig:
     fusion: str = "gate"
     img_size: int = 96
     window_size: int = 0  # 0 = the variant's default (fusion models only)
+    stem: str = "patch"  # fusion models: "patch" (Swin 4x4 patchify) or "conv" (Xiao et al.)
     seed: int = 0
     batch_size: int = 32
     lr: float = 1e-3
@@ -287,7 +288,7 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     sun = fit_sun_params(data["sun_batches"]).to_dict()
     kwargs: dict[str, Any] = {"img_size": cfg.img_size}
     if not cfg.arch.startswith("baseline:"):
-        kwargs |= {"fusion": cfg.fusion, "sun": sun}
+        kwargs |= {"fusion": cfg.fusion, "sun": sun, "stem": cfg.stem}
         if cfg.window_size > 0:
             kwargs["window_size"] = cfg.window_size
     model = create_model(cfg.arch, **kwargs)
@@ -342,7 +343,10 @@ def _parse(argv: list[str] | None) -> tuple[TrainConfig, Path, Path | None]:
     )
     if cfg.schedule not in ("cosine", "plateau"):
         raise ConfigError(f"--schedule must be cosine or plateau, got {cfg.schedule!r}")
+    if cfg.stem not in ("patch", "conv"):
+        raise ConfigError(f"--stem must be patch or conv, got {cfg.stem!r}")
     tag = cfg.arch.replace("baseline:", "") + ("" if "baseline:" in cfg.arch else f"-{cfg.fusion}")
+    tag += "-conv" if cfg.stem == "conv" and "baseline:" not in cfg.arch else ""
     out = args.out or ModelsSettings().runs_dir / f"{tag}-s{cfg.seed}"
     return cfg, out, args.resume
 

@@ -25,7 +25,9 @@ BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
     "vit_tiny": ("vit_tiny_patch16_224", {"img_size": None}),  # None: the run's img_size
     "convnext_atto": ("convnext_atto", {}),
     "convnext_nano": ("convnext_nano", {}),
-    "maxvit_nano": ("maxvit_nano_rw_256", {"img_size": 128}),
+    # maxvit: timm derives window and grid (img_size / 32) from img_size, so it must be the
+    # run's: a fixed 128 gives 4x4 windows that a 64 px input's 2x2 stage-4 map cannot hold
+    "maxvit_nano": ("maxvit_nano_rw_256", {"img_size": None}),
 }
 
 

@@ -13,6 +13,12 @@ the four stages i the branches are fused and the result continues the global bra
     E_i = S_i ⊙ F_i + G_i                      # gated residual (Eq. 5)
     E_i <- E_i + tanh(ReLU(Conv1x1(E_i)))      # 1x1 conv + ReLU and tanh refinement
 
+Stem: ``stem="patch"`` is Swin's 4x4 patchify (a stride-4 conv); ``stem="conv"`` replaces it in
+both branches (and in the global-only ablation) by a small convolutional stem after Xiao T. et
+al. "Early convolutions help transformers see better", NeurIPS 2021: two 3x3 stride-2 convs
+with BatchNorm + ReLU whose width doubles up to the embed dim, then a 1x1 conv, then the same
+LayerNorm as the patch embedding. It is passed to timm as ``embed_layer``.
+
 Ablations: ``fusion="sum"`` replaces TC + gate by E_i = G_i + L_i (same refinement);
 ``fusion="none"`` is the global branch alone (no saliency, no local branch).
 Both branches are timm ``SwinTransformer`` (``pretrained=False``): the local branch through
@@ -26,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
+from timm.layers import PatchEmbed
 from timm.models import register_model
 from timm.models.swin_transformer import SwinTransformer
 from torch import nn
@@ -35,6 +42,7 @@ from models.errors import ConfigError
 from models.saliency import SunParams, SunSaliency
 
 FusionMode = Literal["gate", "sum", "none"]
+StemKind = Literal["patch", "conv"]
 GREY_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 GREY_STD: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
@@ -56,10 +64,13 @@ class FusionConfig:
     std: tuple[float, float, float] = GREY_STD
     sun: dict[str, Any] = field(default_factory=lambda: SunParams().to_dict())
     grey_saliency: bool = True  # input is greyscale: saliency filters intensity only
+    stem: StemKind = "patch"  # "conv": Xiao et al. 2021 convolutional stem in both branches
 
     def __post_init__(self) -> None:
         if self.fusion not in ("gate", "sum", "none"):
             raise ConfigError(f"fusion must be gate, sum or none, got {self.fusion!r}")
+        if self.stem not in ("patch", "conv"):
+            raise ConfigError(f"stem must be patch or conv, got {self.stem!r}")
         if len(self.depths) != 4 or len(self.num_heads) != 4:
             raise ConfigError(f"need 4 stages, got depths {self.depths} heads {self.num_heads}")
         if self.img_size % (4 * 8) != 0:
@@ -78,6 +89,51 @@ class FusionConfig:
         return cls(**kw)
 
 
+class ConvStem(nn.Module):
+    """Stride-4 convolutional stem (Xiao et al. 2021) with timm ``PatchEmbed``'s interface.
+
+    (B, in_chans, H, W) -> (B, H/4, W/4, embed_dim) NHWC, as Swin's patch embedding returns.
+    """
+
+    def __init__(  # timm's SwinTransformer passes every argument by keyword
+        self,
+        *,
+        img_size: int | tuple[int, int] = 96,
+        patch_size: int = 4,
+        in_chans: int = 3,
+        embed_dim: int = 32,
+        norm_layer: type[nn.Module] | None = None,
+        strict_img_size: bool = True,
+        output_fmt: str = "NHWC",
+        **_: Any,
+    ) -> None:
+        super().__init__()
+        if patch_size != 4 or output_fmt != "NHWC":
+            raise ConfigError(f"ConvStem is stride 4, NHWC; got {patch_size}, {output_fmt}")
+        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.img_size = size
+        self.patch_size = (patch_size, patch_size)
+        self.grid_size = (size[0] // patch_size, size[1] // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.strict_img_size = strict_img_size
+        mid = max(embed_dim // 2, 8)
+        self.convs = nn.Sequential(
+            nn.Conv2d(in_chans, mid, kernel_size=3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, embed_dim, kernel_size=3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(embed_dim),
+            nn.ReLU(inplace=True),
+        )
+        self.proj = nn.Conv2d(embed_dim, embed_dim, kernel_size=1)
+        self.norm = norm_layer(embed_dim) if norm_layer else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) -> (B, H/4, W/4, embed_dim)."""
+        x = self.proj(self.convs(x))  # (B, embed_dim, H/4, W/4)
+        return self.norm(x.permute(0, 2, 3, 1))  # (B, H/4, W/4, embed_dim) NHWC
+
+
 def _swin(cfg: FusionConfig, in_chans: int) -> SwinTransformer:
     return SwinTransformer(
         img_size=cfg.img_size,
@@ -89,6 +145,7 @@ def _swin(cfg: FusionConfig, in_chans: int) -> SwinTransformer:
         num_heads=cfg.num_heads,
         window_size=cfg.window_size,
         drop_path_rate=cfg.drop_path_rate,
+        embed_layer=ConvStem if cfg.stem == "conv" else PatchEmbed,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,15 @@ from contract.labels import LABELS
 from contract.sidecar import ModelSidecar
 from models.checkpoint import model_from_checkpoint
 from models.evaluate import main as evaluate_main
-from models.export import WithSoftmax, check_parity, parity_inputs, store_weights_fp16
+from models.export import (
+    WithSoftmax,
+    check_parity,
+    export,
+    parity_inputs,
+    store_weights_fp16,
+)
+from models.train import train
+from tests.models.conftest import TINY_CFG
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +50,20 @@ def test_export_matches_pytorch_on_real_crops_with_dynamic_batch(tiny_run, expor
     assert got.shape == (5, len(LABELS))
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
     assert np.abs(got - ref).max() <= 1e-4
+
+
+def test_conv_stem_run_exports_within_parity(tiny_data, tiny_fer, tmp_path):
+    cfg = replace(TINY_CFG, stem="conv", data_dir=str(tiny_data), fer_dir=str(tiny_fer))
+    best = train(cfg, tmp_path / "run")  # real steps: BatchNorm running stats have moved
+    onnx_path = tmp_path / "conv.onnx"
+    side = export(best, onnx_path, n_parity=8)  # raises ExportError above 1e-4
+    assert side.model["stem"] == "conv"
+    model, _ = model_from_checkpoint(best)
+    x = parity_inputs(96, (0.5,) * 3, (0.25,) * 3, 3)  # a batch size not used at export
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = WithSoftmax(model)(torch.from_numpy(x)).numpy()
+    assert np.abs(sess.run(["probs"], {"image": x})[0] - ref).max() <= 1e-4
 
 
 def test_fp16_weight_storage_halves_the_file_and_keeps_parity(tiny_run, exported, tmp_path):

@@ -7,8 +7,14 @@ import timm
 import torch
 
 from contract.labels import LABELS
+from models.checkpoint import build_model, model_args_of
 from models.emotion import BaselineNet, create_model
-from models.emotion.fusion import FusionConfig, LearningEmotionNet, create_fusion_model
+from models.emotion.fusion import (
+    ConvStem,
+    FusionConfig,
+    LearningEmotionNet,
+    create_fusion_model,
+)
 from models.errors import ConfigError
 
 
@@ -42,6 +48,29 @@ def test_fusion_changes_output_and_saliency_is_inside():
         assert not torch.allclose(base, model(x))
 
 
+@pytest.mark.parametrize("fusion", ["gate", "none"])
+def test_conv_stem_replaces_patchify_in_every_branch(fusion):
+    torch.manual_seed(0)
+    model = create_fusion_model(
+        "learning_emotion_small", img_size=64, window_size=4, fusion=fusion, stem="conv"
+    ).eval()
+    branches = [model.global_branch] + ([model.local_branch] if fusion != "none" else [])
+    for branch in branches:
+        assert isinstance(branch, torch.nn.Module)
+        assert isinstance(branch.patch_embed, ConvStem)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        stem_out = model.global_branch.patch_embed(x)
+        logits = model(x)
+    assert stem_out.shape == (2, 16, 16, 32)  # (B, H/4, W/4, embed) NHWC, as PatchEmbed gives
+    assert logits.shape == (2, len(LABELS)) and torch.isfinite(logits).all()
+    rebuilt = build_model("learning_emotion_small", model_args_of(model))  # checkpoint args
+    assert isinstance(rebuilt, LearningEmotionNet) and rebuilt.cfg.stem == "conv"
+    rebuilt.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(x), logits)
+
+
 def test_variants_are_registered_in_timm_and_tiny_is_swin_tiny_sized():
     assert "learning_emotion_small" in timm.list_models("learning_emotion_*")
     tiny = timm.create_model("learning_emotion_tiny", pretrained=False)
@@ -51,7 +80,7 @@ def test_variants_are_registered_in_timm_and_tiny_is_swin_tiny_sized():
         assert tiny(torch.zeros(1, 3, 224, 224)).shape == (1, len(LABELS))
 
 
-@pytest.mark.parametrize("name", ["resnet18", "convnext_atto", "vit_tiny"])
+@pytest.mark.parametrize("name", ["resnet18", "convnext_atto", "vit_tiny", "maxvit_nano"])
 def test_baselines_forward(name):
     model = create_model(f"baseline:{name}", img_size=64).eval()
     assert isinstance(model, BaselineNet)
@@ -67,5 +96,7 @@ def test_unknown_architectures_and_bad_configs_are_rejected():
         create_model("baseline:nope")
     with pytest.raises(ConfigError, match="fusion must be"):
         FusionConfig(fusion="concat")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="stem must be"):
+        FusionConfig(stem="hybrid")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="multiple of 32"):
         FusionConfig(img_size=100)

@@ -27,3 +27,13 @@ def test_results_job_summarises_seeds(tiny_runs, tiny_data, tmp_path, capsys):
     assert 0.0 <= entry["macro_f1"]["mean"] <= 1.0
     assert (out / "tiny-gate-s0.val.json").is_file() and (out / "tiny-gate-s1.val.png").is_file()
     assert "| tiny-gate | 2 |" in capsys.readouterr().out
+    record = json.loads((out / "runs.json").read_text())
+    assert set(record) == {"tiny-gate-s0", "tiny-gate-s1"}
+    assert record["tiny-gate-s0"]["train_config"]["stem"] == "patch"
+    assert record["tiny-gate-s0"]["history"]  # validation history kept
+
+    # a recorded run whose folder is gone keeps its report in the summary
+    shutil.rmtree(runs / "tiny-gate-s1")
+    assert results_main(argv) == 0
+    summary = json.loads((out / "summary.val.json").read_text())
+    assert summary["tiny-gate"]["macro_f1"]["n"] == 2
