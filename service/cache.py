@@ -42,12 +42,9 @@ class QueryCache:
             if found:
                 return value
             result = compute()
+            self.put(key, result)
             with self._lock:
                 self.misses += 1
-                self._values[key] = (time.monotonic() + self._ttl, result)
-                self._values.move_to_end(key)
-                while len(self._values) > self._max:
-                    self._values.popitem(last=False)
                 self._inflight.pop(key, None)
             return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from service.access import (
 )
 from service.context import AppContext
 from service.deps import ContextDep, CurrentUser, SessionDep, SettingsDep, TokenDep
-from service.errors import NotFoundError, UnauthorizedError
+from service.errors import NotFoundError
 from service.http import served_key
 from service.schemas.common import Limit, Offset
 from service.schemas.history import Bucket, ClassroomHistory, Summary, Timeline
@@ -159,21 +160,18 @@ async def timeline(
     revoked or an access withdrawn takes effect on it at most that late.
     Per-student pages are checked and audited every time.
     """
-    if q.student is not None or ctx.settings.history_cache_s <= 0:
-        body = await run_in_threadpool(
+
+    def page() -> Awaitable[bytes]:
+        return run_in_threadpool(
             _timeline_body, ctx, token, session_id, q, limit=limit, offset=offset
         )
-        return Response(body, media_type="application/json")
+
     key = served_key(request.scope)
-    if key is None:  # unreachable: TokenDep accepted a bearer token
-        raise UnauthorizedError("missing bearer token")
-    cached = await ctx.cache.get_or_await(
-        key,
-        lambda: run_in_threadpool(
-            _timeline_body, ctx, token, session_id, q, limit=limit, offset=offset
-        ),
-    )
-    return Response(cached, media_type="application/json")
+    if q.student is not None or key is None:  # per-student pages: checked and audited each time
+        body = await page()
+    else:
+        body = await ctx.cache.get_or_await(key, page)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/sessions/{session_id}/timeline.csv", response_class=Response, responses=CSV)
