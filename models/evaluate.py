@@ -25,6 +25,7 @@ from contract.labels import LABELS
 from contract.sidecar import ModelSidecar, SidecarError, sidecar_path_for
 from models.data import load_images, load_manifest, normalise
 from models.errors import ModelsError, SidecarMismatchError
+from models.files import write_text_atomic
 from models.metrics import report
 
 logger = logging.getLogger(__name__)
@@ -108,10 +109,7 @@ def evaluate(onnx_path: Path, data_dir: Path, split: str | None, out: Path) -> d
     pred = predict(sess, sidecar, rgb).argmax(axis=1)
     y = np.array([r.label for r in rows])
     rep = report(y, pred, [r.source for r in rows])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(rep, indent=2) + "\n")
-    tmp.replace(out)
+    write_text_atomic(out, json.dumps(rep, indent=2) + "\n")
     title = f"{onnx_path.name} on {data_dir.name}" + (f" [{split}]" if split else "")
     save_confusion_png(rep["confusion_matrix"], out.with_suffix(".png"), title)
     logger.info(

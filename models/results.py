@@ -27,6 +27,7 @@ from contract.labels import LABELS
 from models.checkpoint import load_checkpoint
 from models.evaluate import evaluate
 from models.export import export
+from models.files import write_text_atomic
 from models.settings import REPO_ROOT, ModelsSettings
 
 logger = logging.getLogger(__name__)
@@ -63,9 +64,7 @@ def record_runs(run_dirs: list[Path], record: Path) -> list[str]:
         ckpt = load_checkpoint(ckpt_path)
         keys = ("arch", "train_config", "phases", "history")
         runs[run.name] = {k: ckpt[k] for k in keys if k in ckpt}
-    tmp = record.with_name(f".{record.name}.tmp")
-    tmp.write_text(json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
-    tmp.replace(record)
+    write_text_atomic(record, json.dumps(dict(sorted(runs.items())), indent=1) + "\n")
     return sorted(runs)
 
 
