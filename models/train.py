@@ -166,6 +166,12 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.opt = self._optimizer()
 
+    def new_head(self, num_classes: int) -> None:
+        """Fresh classifier for ``num_classes`` on the training device, and a fresh optimiser."""
+        self.model.reset_classifier(num_classes)  # type: ignore[operator]
+        self.model.to(_device())  # the new head is built on the CPU
+        self.opt = self._optimizer()
+
     def _optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
             self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
@@ -195,8 +201,7 @@ class Trainer:
     def resume(self, ckpt: dict[str, Any]) -> None:
         """Restore weights, optimiser, phases, history and RNG from a ``last.pt``."""
         if ckpt.get("num_classes", len(LABELS)) != len(LABELS) and ckpt["phase"] == "pretrain":
-            self.model.reset_classifier(ckpt["num_classes"])  # type: ignore[operator]
-            self.opt = self._optimizer()
+            self.new_head(ckpt["num_classes"])
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.phases = {k: Phase(**v) for k, v in ckpt["phases"].items()}
@@ -231,7 +236,8 @@ class Trainer:
             phase.step += 1
             phase.elapsed += time.monotonic() - t0
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if phase.step % 50 == 0:  # .item() waits for the device: not on every step
+                bar.set_postfix(loss=f"{loss.item():.3f}")
             if phase.step % self.cfg.eval_every == 0:
                 self._checkpoint(phase, val, float(loss.item()))
         bar.close()
@@ -305,13 +311,11 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
         fer_dir = Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
         fx, fy = load_fer2013(fer_dir, "train", cfg.img_size)
         if "pretrain" not in trainer.phases:
-            model.reset_classifier(7)  # type: ignore[operator]
-            trainer.opt = trainer._optimizer()
+            trainer.new_head(7)
         fer = Batches(fx, fy, mean, std)
         trainer.run_phase("pretrain", fer, None, cfg.pretrain_minutes, cfg.pretrain_steps)
     if "finetune" not in trainer.phases:
-        model.reset_classifier(len(LABELS))  # type: ignore[operator]
-        trainer.opt = trainer._optimizer()
+        trainer.new_head(len(LABELS))
     tr = Batches(data["train"][0], data["train"][1], mean, std)
     va = Batches(data["val"][0], data["val"][1], mean, std)
     trainer.run_phase("finetune", tr, va, cfg.finetune_minutes, cfg.finetune_steps)
@@ -358,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = ModelsSettings()
     if settings.torch_threads > 0:
         torch.set_num_threads(settings.torch_threads)
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")  # TF32 matrix units
     t0 = time.monotonic()
     best = train(cfg, out, resume)
     logger.info("run finished in %.1f min; best checkpoint %s", (time.monotonic() - t0) / 60, best)
