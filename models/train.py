@@ -25,7 +25,13 @@ from torch import nn
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from contract.labels import LABELS
-from models.checkpoint import build_model, load_checkpoint, model_args_of, save_checkpoint
+from models.checkpoint import (
+    build_model,
+    load_checkpoint,
+    model_args_of,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from models.data import (
     ManifestRow,
     augment,
@@ -67,6 +73,7 @@ class TrainConfig:
     eval_every: int = 100
     data_dir: str = ""
     fer_dir: str = ""
+    init: str = ""  # start from this checkpoint's weights (no pre-training; its head if 6-way)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -303,10 +310,15 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     ckpt = load_checkpoint(resume) if resume else None
     if ckpt is not None:
         model = build_model(ckpt["arch"], ckpt["model_args"])
+    elif cfg.init:
+        model, _ = model_from_checkpoint(Path(cfg.init))
+        model.train()
     trainer = Trainer(cfg, out, model, sun)
     if ckpt is not None:
         trainer.resume(ckpt)
-    pretrain = cfg.pretrain_minutes > 0 and cfg.pretrain_steps > 0
+    elif cfg.init and trainer._num_classes() == len(LABELS):
+        trainer.phases["finetune"] = Phase("finetune")  # keep the initial head
+    pretrain = cfg.pretrain_minutes > 0 and cfg.pretrain_steps > 0 and not cfg.init
     if pretrain and not trainer.phases.get("pretrain", Phase("pretrain")).done:
         fer_dir = Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
         fx, fy = load_fer2013(fer_dir, "train", cfg.img_size)

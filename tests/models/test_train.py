@@ -59,3 +59,17 @@ def test_bad_checkpoints_are_named(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"junk\.pt cannot be read"):
         load_checkpoint(junk)
+
+
+@pytest.mark.slow
+def test_init_starts_from_a_checkpoint_without_pretraining(tiny_run, tiny_data, tmp_path):
+    start, _ = model_from_checkpoint(tiny_run / "best.pt")
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), init=str(tiny_run / "best.pt"))
+    train(cfg, tmp_path)
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert "pretrain" not in last["phases"] and last["phases"]["finetune"]["step"] == 2
+    assert last["train_config"]["init"] == str(tiny_run / "best.pt")
+    moved = [
+        not torch.equal(last["model"][k], v) for k, v in start.state_dict().items()
+    ]  # the same network, trained further
+    assert set(last["model"]) == set(start.state_dict()) and any(moved)
