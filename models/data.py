@@ -160,12 +160,36 @@ def load_fer2013(fer_dir: Path, split: str, size: int) -> tuple[np.ndarray, np.n
     return out, labels
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, max_shift: int = 8) -> torch.Tensor:
+def degrade(
+    x: torch.Tensor, gen: torch.Generator, p: float, min_frac: float = 0.35
+) -> torch.Tensor:
+    """Resolution jitter: each image, with probability ``p``, is shrunk (area) to a random side
+    in [min_frac, 1) of its own and enlarged back (bilinear), so sharpness, which differs by
+    source (48 px FER2013 faces vs webcam crops), stops telling the classes apart."""
+    b, _, h, w = x.shape
+    pick = torch.rand(b, generator=gen) < p
+    sides = (h * (min_frac + (1.0 - min_frac) * torch.rand(b, generator=gen))).long().clamp(8, h)
+    out = x.clone()
+    for i in torch.nonzero(pick).flatten().tolist():
+        side = int(sides[i])
+        small = torch.nn.functional.interpolate(x[i : i + 1], size=(side, side), mode="area")
+        out[i : i + 1] = torch.nn.functional.interpolate(
+            small, size=(h, w), mode="bilinear", align_corners=False
+        )
+    return out
+
+
+def augment(
+    x: torch.Tensor, gen: torch.Generator, max_shift: int = 8, degrade_p: float = 0.0
+) -> torch.Tensor:
     """Train-time augmentation on a normalised batch (B, 3, H, W): flip, shift-crop, brightness.
 
     Shift-crop = reflect-pad by ``max_shift`` then a random crop back to (H, W) per image;
-    brightness/contrast jitter is applied in normalised units (same for all 3 channels).
+    brightness/contrast jitter is applied in normalised units (same for all 3 channels);
+    with ``degrade_p`` > 0, resolution jitter first (``degrade``).
     """
+    if degrade_p > 0:
+        x = degrade(x, gen, degrade_p)
     b, _, h, w = x.shape
     flip = torch.rand(b, generator=gen) < 0.5
     x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)

@@ -74,6 +74,7 @@ class TrainConfig:
     data_dir: str = ""
     fer_dir: str = ""
     init: str = ""  # start from this checkpoint's weights (no pre-training; its head if 6-way)
+    degrade: float = 0.0  # probability of resolution jitter per training image
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -234,7 +235,7 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = self.cfg.lr * lr_factor(self.cfg, phase, progress)
             x, y = train.next(self.cfg.batch_size, self.gen)
-            x = augment(x, self.gen).to(_device())
+            x = augment(x, self.gen, degrade_p=self.cfg.degrade).to(_device())
             loss = loss_fn(self.model(x), y.to(_device()))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
