@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,12 +135,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--deadline-min", type=float, default=60.0)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="parallel tests")
+    p.add_argument(
+        "--no-export",
+        action="store_true",
+        help="skip the ONNX export + evaluation; use the runs' --report-split reports",
+    )
     args = p.parse_args(argv)
     common, runs = read_plan(args.plan)
     warm_cache(int(_arg(common, "--img-size", "96")))
     status = train_all(common, runs, args.runs, args.deadline_min * 60.0)
     args.out.mkdir(parents=True, exist_ok=True)
     data = settings.learning_emotions_dir
+    for name in runs:  # PyTorch reports (--report-split) stand in until the ONNX ones exist
+        torch_report = args.runs / name / f"best.{args.split}.json"
+        if torch_report.is_file():
+            shutil.copy2(torch_report, args.out / f"{name}.{args.split}.json")
+            status[name]["torch_report"] = True
+    if args.no_export:
+        for name in runs:
+            has = bool(status[name].get("torch_report"))
+            status[name] |= {"tested": has, "report_from": "pytorch" if has else None}
+        return _summarise(args, runs, status)
 
     def one(name: str) -> tuple[str, dict[str, Any]]:
         report = args.out / f"{name}.{args.split}.json"
@@ -148,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for name, tested in pool.map(one, runs):
             status[name] |= tested
+            status[name]["report_from"] = "onnx" if tested["tested"] else None
+            if not tested["tested"] and status[name].get("torch_report"):
+                status[name] |= {"tested": True, "report_from": "pytorch"}
+    return _summarise(args, runs, status)
+
+
+def _summarise(
+    args: argparse.Namespace, runs: dict[str, list[str]], status: dict[str, dict[str, Any]]
+) -> int:
     write_text_atomic(args.out / "sweep.json", json.dumps(status, indent=1) + "\n")
     done = [n for n in runs if status[n].get("tested")]
     names = record_runs([args.runs / n for n in done], args.out / "runs.json")

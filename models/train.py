@@ -42,7 +42,8 @@ from models.data import (
 )
 from models.emotion import create_model
 from models.errors import ConfigError
-from models.metrics import macro_f1
+from models.files import write_text_atomic
+from models.metrics import macro_f1, report
 from models.saliency import fit_sun_params
 from models.settings import ModelsSettings
 
@@ -75,6 +76,9 @@ class TrainConfig:
     fer_dir: str = ""
     init: str = ""  # start from this checkpoint's weights (no pre-training; its head if 6-way)
     degrade: float = 0.0  # probability of resolution jitter per training image
+    report_split: str = (
+        ""  # after training, score best.pt on this split (torch) -> best.<split>.json
+    )
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -334,7 +338,32 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     trainer.run_phase("finetune", tr, va, cfg.finetune_minutes, cfg.finetune_steps)
     best = out / "best.pt"
     logger.info("best validation macro-F1 %.4f -> %s", trainer.phases["finetune"].best, best)
+    if cfg.report_split:
+        split_report(cfg, best, settings)
     return best
+
+
+def split_report(cfg: TrainConfig, best: Path, settings: ModelsSettings) -> dict[str, Any]:
+    """Score ``best`` on ``cfg.report_split`` with PyTorch (no export): the evaluation report
+    (``models.metrics.report``) written beside it as ``best.<split>.json``.
+
+    For sweeps on a lent GPU, where exporting every run can take longer than the lease; the
+    exported ONNX (``models.evaluate``) stays the reference, and matches PyTorch to 1e-4.
+    """
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else settings.learning_emotions_dir
+    rows = load_manifest(data_dir, cfg.report_split)
+    model, _ = model_from_checkpoint(best)
+    model.to(_device())
+    mean = float(torch.as_tensor(model.mean).flatten()[0])
+    std = float(torch.as_tensor(model.std).flatten()[0])
+    labels = np.array([r.label for r in rows])
+    grey = _grey(load_images(rows, cfg.img_size, settings.cache_dir))
+    preds = evaluate_torch(model, Batches(grey, labels, mean, std))
+    rep = report(labels, preds, [r.source for r in rows])
+    path = best.with_name(f"best.{cfg.report_split}.json")
+    write_text_atomic(path, json.dumps(rep, indent=2) + "\n")
+    logger.info("%s macro-F1 %.4f (PyTorch) -> %s", cfg.report_split, rep["macro_f1"], path)
+    return rep
 
 
 def _yes_no(text: str) -> bool:

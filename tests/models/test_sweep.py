@@ -52,7 +52,7 @@ def test_sweep_trains_tests_and_summarises(
     monkeypatch.setenv("EMO_DATA_DIR", str(data))
     monkeypatch.setenv("EMO_CACHE_DIR", str(tmp_path / "cache"))
     common = ["--img-size", "64", "--batch-size", "8", "--pretrain-steps", "2"]
-    common += ["--finetune-steps", "2", "--eval-every", "1"]
+    common += ["--finetune-steps", "2", "--eval-every", "1", "--report-split", "test"]
     plan = {
         "common": common,
         "runs": {
@@ -68,7 +68,17 @@ def test_sweep_trains_tests_and_summarises(
     for name in plan["runs"]:
         assert status[name]["returncode"] == 0 and status[name]["tested"]
         assert status[name]["phases"]["finetune"]["step"] == 2
+        assert status[name]["report_from"] == "onnx"
         report = json.loads((out / f"{name}.test.json").read_text())
         assert report["n"] == 12 and 0.0 <= report["macro_f1"] <= 1.0
+        # the PyTorch report the run wrote itself agrees with the exported model's
+        torch_report = json.loads((tmp_path / "runs" / name / "best.test.json").read_text())
+        assert torch_report["confusion_matrix"] == report["confusion_matrix"]
     summary = json.loads((out / "summary.test.json").read_text())
     assert set(summary) == {"fusion-gate", "resnet18"}
+    # without the export, the PyTorch reports are the results
+    quick = tmp_path / "quick"
+    assert main([*argv, "--out", str(quick), "--deadline-min", "5", "--no-export"]) == 0
+    status = json.loads((quick / "sweep.json").read_text())
+    assert all(status[n]["report_from"] == "pytorch" for n in plan["runs"])
+    assert set(json.loads((quick / "summary.test.json").read_text())) == set(summary)
