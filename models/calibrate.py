@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from contract.labels import LABELS
-from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from models.checkpoint import model_from_checkpoint, save_checkpoint
 from models.data import load_images, load_manifest, normalise
 from models.errors import CheckpointError
 from models.export import input_spec
@@ -78,8 +78,7 @@ def calibrate(ckpt_path: Path, out: Path, data_dir: Path, split: str = "val") ->
     """Fit offsets on ``split``, fold them into the head bias and write ``out``."""
     if split == "test":
         raise CheckpointError("calibrating on the test split would tune on it: use val")
-    model, _ = model_from_checkpoint(ckpt_path)
-    payload = load_checkpoint(ckpt_path)
+    model, payload = model_from_checkpoint(ckpt_path)
     if "calibration" in payload:
         raise CheckpointError(f"checkpoint {ckpt_path} is already calibrated")
     logits, labels = logits_of(model, data_dir, split)

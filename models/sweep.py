@@ -108,12 +108,9 @@ def test_run(run: Path, data: Path, split: str, report: Path) -> dict[str, Any]:
     if not best.is_file():
         return {"tested": False, "why": "no best.pt"}
     onnx = run / "model.onnx"
-    steps = [
-        ["models.export", "--checkpoint", str(best), "--out", str(onnx), "--weights", "fp32"],
-        ["models.evaluate", "--onnx", str(onnx), "--data", str(data), "--split", split],
-    ]
-    steps[0] += ["--tol", "1e-3"]
-    steps[1] += ["--out", str(report)]
+    export = ["--checkpoint", str(best), "--out", str(onnx), "--weights", "fp32", "--tol", "1e-3"]
+    evaluate = ["--onnx", str(onnx), "--data", str(data), "--split", split, "--out", str(report)]
+    steps = [["models.export", *export], ["models.evaluate", *evaluate]]
     with (run / "test.log").open("wb") as log:
         for step in steps:
             rc = subprocess.call(

@@ -76,9 +76,7 @@ class TrainConfig:
     fer_dir: str = ""
     init: str = ""  # start from this checkpoint's weights (no pre-training; its head if 6-way)
     degrade: float = 0.0  # probability of resolution jitter per training image
-    report_split: str = (
-        ""  # after training, score best.pt on this split (torch) -> best.<split>.json
-    )
+    report_split: str = ""  # after training, score best.pt on it (PyTorch): best.<split>.json
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -282,9 +280,20 @@ class Trainer:
         save_checkpoint(self.out / "last.pt", self.payload(phase))
 
 
+def _data_dir(cfg: TrainConfig, settings: ModelsSettings) -> Path:
+    return Path(cfg.data_dir) if cfg.data_dir else settings.learning_emotions_dir
+
+
+def _norm(model: nn.Module) -> tuple[float, float]:
+    """The grey input's (mean, std) of a fusion model or baseline."""
+    mean = float(torch.as_tensor(model.mean).flatten()[0])
+    std = float(torch.as_tensor(model.std).flatten()[0])
+    return mean, std
+
+
 def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any]:
     """Train/val grey arrays + labels, and RGB samples for the SUN fit."""
-    data_dir = Path(cfg.data_dir) if cfg.data_dir else settings.learning_emotions_dir
+    data_dir = _data_dir(cfg, settings)
     rows: dict[str, list[ManifestRow]] = {s: load_manifest(data_dir, s) for s in ("train", "val")}
     rgb = {s: load_images(r, cfg.img_size, settings.cache_dir) for s, r in rows.items()}
     labels = {s: np.array([r.label for r in rows[s]]) for s in rows}
@@ -304,20 +313,19 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     np.random.seed(cfg.seed)
     data = load_split_data(cfg, settings)
     sun = fit_sun_params(data["sun_batches"]).to_dict()
-    kwargs: dict[str, Any] = {"img_size": cfg.img_size}
-    if not cfg.arch.startswith("baseline:"):
-        kwargs |= {"fusion": cfg.fusion, "sun": sun, "stem": cfg.stem}
-        if cfg.window_size > 0:
-            kwargs["window_size"] = cfg.window_size
-    model = create_model(cfg.arch, **kwargs)
-    mean = float(torch.as_tensor(model.mean).flatten()[0])
-    std = float(torch.as_tensor(model.std).flatten()[0])
     ckpt = load_checkpoint(resume) if resume else None
     if ckpt is not None:
         model = build_model(ckpt["arch"], ckpt["model_args"])
     elif cfg.init:
-        model, _ = model_from_checkpoint(Path(cfg.init))
-        model.train()
+        model = model_from_checkpoint(Path(cfg.init))[0].train()
+    else:
+        kwargs: dict[str, Any] = {"img_size": cfg.img_size}
+        if not cfg.arch.startswith("baseline:"):
+            kwargs |= {"fusion": cfg.fusion, "sun": sun, "stem": cfg.stem}
+            if cfg.window_size > 0:
+                kwargs["window_size"] = cfg.window_size
+        model = create_model(cfg.arch, **kwargs)
+    mean, std = _norm(model)
     trainer = Trainer(cfg, out, model, sun)
     if ckpt is not None:
         trainer.resume(ckpt)
@@ -350,12 +358,9 @@ def split_report(cfg: TrainConfig, best: Path, settings: ModelsSettings) -> dict
     For sweeps on a lent GPU, where exporting every run can take longer than the lease; the
     exported ONNX (``models.evaluate``) stays the reference, and matches PyTorch to 1e-4.
     """
-    data_dir = Path(cfg.data_dir) if cfg.data_dir else settings.learning_emotions_dir
-    rows = load_manifest(data_dir, cfg.report_split)
-    model, _ = model_from_checkpoint(best)
-    model.to(_device())
-    mean = float(torch.as_tensor(model.mean).flatten()[0])
-    std = float(torch.as_tensor(model.std).flatten()[0])
+    rows = load_manifest(_data_dir(cfg, settings), cfg.report_split)
+    model = model_from_checkpoint(best)[0].to(_device())
+    mean, std = _norm(model)
     labels = np.array([r.label for r in rows])
     grey = _grey(load_images(rows, cfg.img_size, settings.cache_dir))
     preds = evaluate_torch(model, Batches(grey, labels, mean, std))
