@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +118,7 @@ def load_images(
         out[i] = read_rgb(row.path, size)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
+        tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npy")  # concurrent runs
         np.save(tmp, out)
         tmp.replace(cache)
     return out

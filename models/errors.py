@@ -33,3 +33,7 @@ class SidecarMismatchError(ModelsError):
 
 class ConfigError(ModelsError):
     """A model or training configuration names an unknown variant or a bad value."""
+
+
+class RecoveryError(ModelsError):
+    """An ONNX model cannot be turned back into a checkpoint (see ``models.recover``)."""

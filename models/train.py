@@ -33,6 +33,7 @@ from models.checkpoint import (
     save_checkpoint,
 )
 from models.data import (
+    FER_CLASSES,
     ManifestRow,
     augment,
     load_fer2013,
@@ -44,6 +45,7 @@ from models.emotion import create_model
 from models.errors import ConfigError
 from models.files import write_text_atomic
 from models.metrics import macro_f1, report
+from models.recover import recover
 from models.saliency import fit_sun_params
 from models.settings import ModelsSettings
 
@@ -74,9 +76,13 @@ class TrainConfig:
     eval_every: int = 100
     data_dir: str = ""
     fer_dir: str = ""
-    init: str = ""  # start from this checkpoint's weights (no pre-training; its head if 6-way)
+    init: str = ""  # start from this checkpoint's or ONNX model's weights (no pre-training)
     degrade: float = 0.0  # probability of resolution jitter per training image
     report_split: str = ""  # after training, score best.pt on it (PyTorch): best.<split>.json
+    # fine-tuning extras from FER2013's training faces, e.g. "neutral:focus,angry:confusion":
+    # so that FER2013-looking faces are not all joy (see the data README on source confounds)
+    fer_extra: str = ""
+    fer_extra_n: int = 250  # faces per mapped FER2013 class (random, by seed)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -291,6 +297,48 @@ def _norm(model: nn.Module) -> tuple[float, float]:
     return mean, std
 
 
+def _init_model(cfg: TrainConfig, out: Path) -> nn.Module:
+    """The ``--init`` model: a checkpoint, or an exported ONNX file (``models.recover``)."""
+    init = Path(cfg.init)
+    if init.suffix == ".onnx":
+        init = recover(init, out / "init.pt")
+    model = model_from_checkpoint(init)[0].train()
+    size = int(model_args_of(model)["img_size"])
+    if size != cfg.img_size:
+        raise ConfigError(f"--init {cfg.init} is a {size} px model: pass --img-size {size}")
+    return model
+
+
+def parse_fer_extra(spec: str) -> dict[int, int]:
+    """``"neutral:focus,angry:confusion"`` -> {FER2013 class index: learning-emotion index}."""
+    mapping: dict[int, int] = {}
+    for pair in filter(None, (p.strip() for p in spec.split(","))):
+        fer, _, ours = pair.partition(":")
+        if fer not in FER_CLASSES or ours not in LABELS:
+            raise ConfigError(
+                f"--fer-extra pair {pair!r}: expected <{'|'.join(FER_CLASSES)}>:"
+                f"<{'|'.join(LABELS)}>"
+            )
+        mapping[FER_CLASSES.index(fer)] = LABELS.index(ours)
+    return mapping
+
+
+def fer_extras(cfg: TrainConfig, settings: ModelsSettings) -> tuple[np.ndarray, np.ndarray]:
+    """``cfg.fer_extra_n`` FER2013 *training* faces per mapped class, relabelled.
+
+    Only FER2013's training file is read: its official test faces are this data's joy test
+    crops. Happy is not a sensible mapping either (validation joy crops come from it)."""
+    mapping = parse_fer_extra(cfg.fer_extra)
+    fer_dir = Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
+    fx, fy = load_fer2013(fer_dir, "train", cfg.img_size)
+    rng = np.random.default_rng(cfg.seed)
+    picks = [rng.permutation(np.flatnonzero(fy == c))[: cfg.fer_extra_n] for c in mapping]
+    idx = np.concatenate(picks)
+    labels = np.array([mapping[int(c)] for c in fy[idx]], dtype=np.int64)
+    logger.info("fine-tuning extras from FER2013: %s (%d faces)", cfg.fer_extra, len(idx))
+    return fx[idx], labels
+
+
 def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any]:
     """Train/val grey arrays + labels, and RGB samples for the SUN fit."""
     data_dir = _data_dir(cfg, settings)
@@ -299,8 +347,12 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
     labels = {s: np.array([r.label for r in rows[s]]) for s in rows}
     sample = np.random.default_rng(cfg.seed).permutation(len(rgb["train"]))[:256]
     sun_rgb = torch.from_numpy(rgb["train"][sample]).permute(0, 3, 1, 2).float() / 255.0
+    train_x, train_y = _grey(rgb["train"]), labels["train"]
+    if cfg.fer_extra:
+        ex, ey = fer_extras(cfg, settings)
+        train_x, train_y = np.concatenate([train_x, ex]), np.concatenate([train_y, ey])
     return {
-        "train": (_grey(rgb["train"]), labels["train"]),
+        "train": (train_x, train_y),
         "val": (_grey(rgb["val"]), labels["val"]),
         "sun_batches": list(sun_rgb.split(64)),  # (b, 3, H, W) RGB in [0, 1]
     }
@@ -317,7 +369,7 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     if ckpt is not None:
         model = build_model(ckpt["arch"], ckpt["model_args"])
     elif cfg.init:
-        model = model_from_checkpoint(Path(cfg.init))[0].train()
+        model = _init_model(cfg, out)
     else:
         kwargs: dict[str, Any] = {"img_size": cfg.img_size}
         if not cfg.arch.startswith("baseline:"):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from contract.labels import LABELS
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from models.errors import CheckpointError
-from models.train import train
+from models.data import FER_CLASSES, load_fer2013
+from models.errors import CheckpointError, ConfigError
+from models.settings import ModelsSettings
+from models.train import fer_extras, parse_fer_extra, train
 from tests.models.conftest import TINY_CFG
 
 
@@ -73,3 +76,26 @@ def test_init_starts_from_a_checkpoint_without_pretraining(tiny_run, tiny_data, 
         not torch.equal(last["model"][k], v) for k, v in start.state_dict().items()
     ]  # the same network, trained further
     assert set(last["model"]) == set(start.state_dict()) and any(moved)
+
+
+def test_fer_extras_are_relabelled_training_faces_of_the_mapped_classes(tiny_fer):
+    cfg = replace(TINY_CFG, fer_dir=str(tiny_fer), fer_extra="neutral:focus,angry:confusion")
+    cfg = replace(cfg, fer_extra_n=3, img_size=64)
+    fx, fy = load_fer2013(tiny_fer, "train", 64)
+    x, y = fer_extras(cfg, ModelsSettings())
+    expected = {
+        LABELS.index("focus"): min(3, int((fy == FER_CLASSES.index("neutral")).sum())),
+        LABELS.index("confusion"): min(3, int((fy == FER_CLASSES.index("angry")).sum())),
+    }
+    assert x.shape == (sum(expected.values()), 64, 64) and x.dtype == np.uint8
+    assert {int(k): int(v) for k, v in zip(*np.unique(y, return_counts=True), strict=True)} == {
+        k: v for k, v in expected.items() if v
+    }
+    for face in x:  # each extra is one of FER2013's training faces, unchanged
+        assert (fx == face).all(axis=(1, 2)).any()
+
+
+@pytest.mark.parametrize("spec", ["neutral-focus", "calm:focus", "neutral:happy"])
+def test_bad_fer_extra_mappings_are_named(spec):
+    with pytest.raises(ConfigError, match=f"--fer-extra pair {spec!r}"):
+        parse_fer_extra(spec)

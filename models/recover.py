@@ -1,0 +1,213 @@
+"""Recover a training checkpoint from an exported ONNX model and its sidecar.
+
+``python -m models.recover [--onnx models/weights/learning_emotion.onnx] --out runs/X/init.pt``
+
+The shipped ONNX file is the only copy of the shipped weights; this turns it back into a
+self-describing checkpoint, so that training can continue from the shipped model
+(``python -m models.train --init ...``, e.g. fine-tuning on a school's own labelled crops).
+
+How: the sidecar's ``model`` block rebuilds the network; a copy with random weights is exported
+by the same exporter, and every weight is located in that copy's graph by its value — under its
+own name, transposed (linear layers become MatMul constants), or, for Swin's relative position
+bias tables, gathered into the per-window bias the exporter folds. The shipped graph has the
+same constants under the same names, so their values are read back into the weights. Weights
+stored as fp16 come back as those fp16 values. The result is checked: PyTorch with the
+recovered weights must match ONNX Runtime on real crops within ``--tol``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from contract.sidecar import ModelSidecar, SidecarError, sidecar_path_for
+from models.checkpoint import build_model, model_args_of, save_checkpoint
+from models.errors import RecoveryError
+from models.export import check_parity, export_onnx, input_spec, parity_inputs
+from models.settings import ModelsSettings
+
+logger = logging.getLogger(__name__)
+
+FP16_SUFFIX = "__fp16"  # models.export.store_weights_fp16 names halved constants so
+
+
+def graph_constants(path: Path) -> dict[str, np.ndarray]:
+    """Initializers of an ONNX file as float32/int arrays, under their pre-fp16 names."""
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as exc:  # onnx raises DecodeError, OSError, ...
+        raise RecoveryError(f"ONNX model {path} cannot be read: {exc}") from exc
+    out: dict[str, np.ndarray] = {}
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init)
+        name = init.name.removesuffix(FP16_SUFFIX)
+        out[name] = arr.astype(np.float32) if arr.dtype == np.float16 else arr
+    return out
+
+
+def _key(arr: np.ndarray) -> bytes:
+    return np.ascontiguousarray(arr, dtype=np.float32).tobytes()
+
+
+def _rel_pos_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Swin attention modules (state-dict prefix -> module) that own a bias table."""
+    return {
+        name: mod
+        for name, mod in model.named_modules()
+        if isinstance(getattr(mod, "relative_position_bias_table", None), nn.Parameter)
+    }
+
+
+def _rel_index(mod: nn.Module) -> torch.Tensor:
+    """Swin's (N, N) relative position index buffer of an attention module."""
+    return mod.get_buffer("relative_position_index")
+
+
+def _folded_bias(mod: nn.Module, table: torch.Tensor) -> torch.Tensor:
+    """The (heads, N, N) bias that ``table`` becomes inside a window (timm's gather)."""
+    index = _rel_index(mod)
+    n = int(index.shape[0])
+    return table[index.view(-1)].view(n, n, -1).permute(2, 0, 1)  # (heads, N, N)
+
+
+def _unfold_bias(mod: nn.Module, folded: np.ndarray, fallback: torch.Tensor) -> torch.Tensor:
+    """Invert ``_folded_bias``: scatter the (1, heads, N, N) constant back into a table."""
+    heads = folded.shape[-3]
+    rows = torch.tensor(folded.reshape(heads, -1)).t()  # (N*N, heads)
+    table = fallback.clone()
+    table[_rel_index(mod).view(-1)] = rows
+    return table
+
+
+def locate(model: nn.Module, fresh: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
+    """For each parameter: (constant name, how it is stored) in ``fresh``'s graph, or None
+    for a weight the graph does not use (e.g. the local branch's final norm)."""
+    by_value = {_key(v): k for k, v in fresh.items() if v.dtype == np.float32}
+    tables = _rel_pos_modules(model)
+    where: dict[str, Any] = {}
+    for name, param in model.named_parameters():
+        value = param.detach().numpy()
+        if prefix + name in fresh:
+            where[name] = (prefix + name, "same")
+        elif value.ndim == 2 and _key(value.T) in by_value:
+            where[name] = (by_value[_key(value.T)], "transposed")
+        elif name.endswith(".relative_position_bias_table"):
+            mod_name = name.removesuffix(".relative_position_bias_table")
+            folded = _folded_bias(tables[mod_name], param.detach()).numpy()
+            where[name] = (
+                (by_value[_key(folded)], "rel_pos_bias") if _key(folded) in by_value else None
+            )
+        else:
+            where[name] = None
+    return where
+
+
+def recover_model(onnx_path: Path) -> tuple[nn.Module, ModelSidecar]:
+    """The sidecar's network with the ONNX file's weights (eval mode)."""
+    try:
+        sidecar = ModelSidecar.load(sidecar_path_for(onnx_path))
+    except SidecarError as exc:
+        raise RecoveryError(str(exc)) from exc
+    args = dict(sidecar.model)
+    arch = str(args.pop("arch", ""))
+    if not arch:
+        raise RecoveryError(f"sidecar of {onnx_path} has no model architecture ('model.arch')")
+    model = build_model(arch, args).eval()
+    default = {k: v.clone() for k, v in model.state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # distinct random values, so that each constant is found by value
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.onnx"
+        export_onnx(model, probe, input_spec(model)[0])
+        fresh = graph_constants(probe)
+    shipped = graph_constants(onnx_path)
+    if set(fresh) != set(shipped):
+        raise RecoveryError(
+            f"ONNX model {onnx_path} was not exported by this code's exporter: "
+            f"{len(set(fresh) ^ set(shipped))} of its constants differ in name from a fresh "
+            f"export of {arch} (was it exported with another torch version?)"
+        )
+    where = locate(model, fresh, prefix="model.")
+    tables = _rel_pos_modules(model)
+    state = model.state_dict()
+    unused = [name for name, found in where.items() if found is None]
+    for name in unused:  # not in the graph: cannot matter for its output (parity checks it)
+        state[name] = default[name]
+    logger.info(
+        "%d weights not used by the graph keep their initial values: %s", len(unused), unused
+    )
+    for name, found in where.items():
+        if found is None:
+            continue
+        const, how = found
+        value = shipped[const]
+        if how == "transposed":
+            value = value.T
+        if how == "rel_pos_bias":
+            mod = tables[name.removesuffix(".relative_position_bias_table")]
+            state[name] = _unfold_bias(mod, value, state[name])
+        else:
+            state[name] = torch.from_numpy(np.array(value, dtype=value.dtype)).reshape(
+                state[name].shape
+            )
+    model.load_state_dict(state)
+    return model, sidecar
+
+
+def recover(onnx_path: Path, out: Path, *, tol: float = 1e-4, n_parity: int = 32) -> Path:
+    """ONNX + sidecar -> checkpoint at ``out`` (parity-checked on real crops)."""
+    model, sidecar = recover_model(onnx_path)
+    size, mean, std = input_spec(model)
+    try:
+        err = check_parity(model, onnx_path, parity_inputs(size, mean, std, n_parity), tol)
+    except Exception as exc:
+        raise RecoveryError(f"recovered weights do not reproduce {onnx_path}: {exc}") from exc
+    arch = str(sidecar.model["arch"])
+    save_checkpoint(
+        out,
+        {
+            "arch": arch,
+            "model_args": model_args_of(model),
+            "model": model.state_dict(),
+            "num_classes": len(sidecar.labels),
+            "phase": "finetune",
+            "recovered_from": {
+                "onnx": str(onnx_path),
+                "onnx_sha256": sidecar.onnx_sha256,
+                "checkpoint_sha256": sidecar.checkpoint_sha256,
+                "parity_max_abs": err,
+            },
+        },
+    )
+    logger.info(
+        "recovered %s -> %s (max|Δprob| %.2e on %d real crops)", onnx_path, out, err, n_parity
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = ModelsSettings()
+    p = argparse.ArgumentParser(prog="python -m models.recover", description=__doc__)
+    p.add_argument("--onnx", type=Path, default=settings.weights_dir / "learning_emotion.onnx")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
+    p.add_argument("--tol", type=float, default=1e-4)
+    args = p.parse_args(argv)
+    recover(args.onnx, args.out, tol=args.tol)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""Recovering checkpoints from exported ONNX files (the shipped one included), and --init .onnx."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from contract.sidecar import ModelSidecar, sha256_file
+from models.checkpoint import load_checkpoint, model_from_checkpoint
+from models.errors import ConfigError, RecoveryError
+from models.export import check_parity, parity_inputs, store_weights_fp16
+from models.recover import recover, recover_model
+from models.train import train
+from tests.models.conftest import TINY_CFG
+
+pytestmark = pytest.mark.slow
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "weights" / "learning_emotion.onnx"
+
+
+def test_shipped_model_comes_back_as_a_checkpoint_that_reproduces_it(tmp_path):
+    out = recover(SHIPPED, tmp_path / "shipped.pt", n_parity=16)  # raises above 1e-4
+    model, ckpt = model_from_checkpoint(out)
+    assert ckpt["recovered_from"]["parity_max_abs"] <= 1e-4
+    assert ckpt["model_args"]["img_size"] == 64
+    x = parity_inputs(64, (0.5,) * 3, (0.25,) * 3, 7)  # another batch size than the check's
+    assert check_parity(model, SHIPPED, x, 1e-4) <= 1e-4
+
+
+def test_recovered_weights_equal_the_trained_ones(tiny_run, exported):
+    """fp32 export: every weight the graph uses comes back bit-exact."""
+    trained, _ = model_from_checkpoint(tiny_run / "best.pt")
+    got, _ = recover_model(exported)
+    ref = trained.state_dict()
+    for name, value in got.state_dict().items():
+        if name.startswith("local_branch.norm."):  # not used by the graph
+            continue
+        assert torch.equal(value, ref[name]), name
+
+
+def test_fp16_stored_weights_come_back_as_their_fp16_values(exported, tmp_path):
+    onnx_path = tmp_path / "model.onnx"
+    shutil.copy2(exported, onnx_path)
+    shutil.copy2(exported.with_suffix(".json"), onnx_path.with_suffix(".json"))
+    store_weights_fp16(onnx_path)
+    side = onnx_path.with_suffix(".json")  # the sidecar records the file's hash: refresh it
+    sc = ModelSidecar.load(side, verify_onnx=False)
+    side.write_text(sc.model_copy(update={"onnx_sha256": sha256_file(onnx_path)}).model_dump_json())
+    model, _ = recover_model(onnx_path)
+    x = parity_inputs(96, (0.5,) * 3, (0.25,) * 3, 4)
+    assert check_parity(model, onnx_path, x, 1e-4) <= 1e-4
+
+
+def test_recovery_refuses_a_model_whose_sidecar_does_not_match(exported, tmp_path):
+    onnx_path = tmp_path / "model.onnx"
+    shutil.copy2(SHIPPED, onnx_path)  # the shipped graph beside the tiny run's sidecar
+    shutil.copy2(exported.with_suffix(".json"), onnx_path.with_suffix(".json"))
+    with pytest.raises(RecoveryError, match="does not match sidecar"):
+        recover(onnx_path, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_init_from_an_onnx_file_fine_tunes_the_shipped_model(tiny_data, tmp_path):
+    cfg = replace(TINY_CFG, img_size=64, data_dir=str(tiny_data), init=str(SHIPPED))
+    best = train(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "init.pt").is_file()
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert set(last["phases"]) == {"finetune"}  # no pre-training, the shipped head kept
+    assert best.is_file()
+
+
+def test_init_with_the_wrong_input_size_is_named(tiny_data, tmp_path):
+    cfg = replace(TINY_CFG, img_size=96, data_dir=str(tiny_data), init=str(SHIPPED))
+    with pytest.raises(ConfigError, match="64 px model: pass --img-size 64"):
+        train(cfg, tmp_path / "run")
