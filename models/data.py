@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -180,14 +181,40 @@ def degrade(
     return out
 
 
+def erase(
+    x: torch.Tensor, gen: torch.Generator, p: float, area: tuple[float, float] = (0.05, 0.3)
+) -> torch.Tensor:
+    """Random erasing (Zhong et al. 2020): each image, with probability ``p``, gets one
+    rectangle of ``area`` (fraction of the image, aspect 1/3..3) filled with noise, so that
+    no single face region (a hand over the mouth, say) decides the class alone."""
+    b, c, h, w = x.shape
+    out = x.clone()
+    pick = torch.rand(b, generator=gen) < p
+    frac = (area[0] + (area[1] - area[0]) * torch.rand(b, generator=gen)).tolist()
+    aspect = torch.exp((torch.rand(b, generator=gen) * 2 - 1) * math.log(3.0)).tolist()
+    for i in torch.nonzero(pick).flatten().tolist():
+        eh = max(1, min(h, round(math.sqrt(frac[i] * h * w * aspect[i]))))
+        ew = max(1, min(w, round(math.sqrt(frac[i] * h * w / aspect[i]))))
+        top = int(torch.randint(0, h - eh + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - ew + 1, (1,), generator=gen))
+        noise = torch.randn(1, eh, ew, generator=gen).expand(c, eh, ew)  # grey: same on 3 ch
+        out[i, :, top : top + eh, left : left + ew] = noise
+    return out
+
+
 def augment(
-    x: torch.Tensor, gen: torch.Generator, max_shift: int = 8, degrade_p: float = 0.0
+    x: torch.Tensor,
+    gen: torch.Generator,
+    max_shift: int = 8,
+    degrade_p: float = 0.0,
+    erase_p: float = 0.0,
 ) -> torch.Tensor:
     """Train-time augmentation on a normalised batch (B, 3, H, W): flip, shift-crop, brightness.
 
     Shift-crop = reflect-pad by ``max_shift`` then a random crop back to (H, W) per image;
     brightness/contrast jitter is applied in normalised units (same for all 3 channels);
-    with ``degrade_p`` > 0, resolution jitter first (``degrade``).
+    with ``degrade_p`` > 0, resolution jitter first (``degrade``); with ``erase_p`` > 0,
+    random erasing last (``erase``).
     """
     if degrade_p > 0:
         x = degrade(x, gen, degrade_p)
@@ -208,4 +235,5 @@ def augment(
     contrast = 1.0 + 0.4 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5)
     bright = 0.8 * (torch.rand(b, 1, 1, 1, generator=gen) - 0.5)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * contrast + mean + bright
+    x = (x - mean) * contrast + mean + bright
+    return erase(x, gen, erase_p) if erase_p > 0 else x

@@ -78,6 +78,7 @@ class TrainConfig:
     fer_dir: str = ""
     init: str = ""  # start from this checkpoint's or ONNX model's weights (no pre-training)
     degrade: float = 0.0  # probability of resolution jitter per training image
+    erase: float = 0.0  # probability of random erasing per training image
     report_split: str = ""  # after training, score best.pt on it (PyTorch): best.<split>.json
     # fine-tuning extras from FER2013's training faces, e.g. "neutral:focus,angry:confusion":
     # so that FER2013-looking faces are not all joy (see the data README on source confounds)
@@ -243,7 +244,8 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = self.cfg.lr * lr_factor(self.cfg, phase, progress)
             x, y = train.next(self.cfg.batch_size, self.gen)
-            x = augment(x, self.gen, degrade_p=self.cfg.degrade).to(_device())
+            x = augment(x, self.gen, degrade_p=self.cfg.degrade, erase_p=self.cfg.erase)
+            x = x.to(_device())
             loss = loss_fn(self.model(x), y.to(_device()))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
-from models.data import augment, degrade, load_images, load_manifest, normalise
+from models.data import augment, degrade, erase, load_images, load_manifest, normalise
 
 
 def _crops(tiny_data: Path) -> torch.Tensor:
@@ -38,3 +39,17 @@ def test_augment_keeps_shape_and_is_seeded(tiny_data: Path) -> None:
     b = augment(x, torch.Generator().manual_seed(1), degrade_p=0.5)
     assert a.shape == x.shape and torch.equal(a, b)
     assert not torch.equal(a, augment(x, torch.Generator().manual_seed(2), degrade_p=0.5))
+
+
+def test_random_erasing_replaces_one_rectangle_per_picked_image(tiny_data: Path) -> None:
+    x = _crops(tiny_data)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(erase(x, gen, p=0.0), x)
+    out = erase(x, gen, p=1.0, area=(0.1, 0.2))
+    assert out.shape == x.shape and torch.equal(out[:, 0], out[:, 2])  # still grey
+    changed = (out != x).any(dim=1)  # (B, H, W)
+    for mask in changed:
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        box = (int(rows.max() - rows.min()) + 1) * (int(cols.max() - cols.min()) + 1)
+        assert box == pytest.approx(int(mask.sum()), rel=0.05)  # one filled rectangle
+        assert 0.07 * 64 * 64 <= box <= 0.25 * 64 * 64  # the asked area, rounding allowed
