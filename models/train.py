@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from models.data import (
     load_manifest,
     to_grey_rgb,
 )
-from models.emotion import create_model
+from models.emotion import LearningEmotionNet, create_model
 from models.errors import ConfigError
 from models.files import write_text_atomic
 from models.metrics import macro_f1, report
@@ -84,6 +84,9 @@ class TrainConfig:
     # so that FER2013-looking faces are not all joy (see the data README on source confounds)
     fer_extra: str = ""
     fer_extra_n: int = 250  # faces per mapped FER2013 class (random, by seed)
+    # weight of a FER2013 7-class loss trained jointly while fine-tuning (own head, not
+    # exported): keeps the features tied to thousands of FER2013 faces' expressions
+    fer_aux: float = 0.0
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -181,7 +184,18 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.phases: dict[str, Phase] = {}
         self.history: list[dict[str, Any]] = []
+        self.aux_head: nn.Linear | None = None  # --fer-aux: FER2013 head while fine-tuning
+        self.aux: Batches | None = None
         self.opt = self._optimizer()
+
+    def add_aux(self, fer: Batches) -> None:
+        """Joint FER2013 loss while fine-tuning: a 7-way head on the pooled features."""
+        if not isinstance(self.model, LearningEmotionNet):
+            raise ConfigError(f"--fer-aux needs a fusion model, not {self.cfg.arch!r}")
+        if self.aux_head is None:
+            self.aux_head = nn.Linear(self.model.num_features, 7).to(_device())
+            self.opt.add_param_group({"params": list(self.aux_head.parameters())})
+        self.aux = fer
 
     def new_head(self, num_classes: int) -> None:
         """Fresh classifier for ``num_classes`` on the training device, and a fresh optimiser."""
@@ -201,6 +215,7 @@ class Trainer:
             "model_args": model_args_of(self.model),
             "train_config": asdict(self.cfg),
             "model": self.model.state_dict(),
+            "aux_head": self.aux_head.state_dict() if self.aux_head is not None else None,
             "optimizer": self.opt.state_dict(),
             "phase": phase.name,
             "phases": {k: asdict(v) for k, v in self.phases.items()},
@@ -220,6 +235,10 @@ class Trainer:
         if ckpt.get("num_classes", len(LABELS)) != len(LABELS) and ckpt["phase"] == "pretrain":
             self.new_head(ckpt["num_classes"])
         self.model.load_state_dict(ckpt["model"])
+        if ckpt.get("aux_head") is not None:
+            self.aux_head = nn.Linear(self.model.num_features, 7).to(_device())  # type: ignore[arg-type]
+            self.aux_head.load_state_dict(ckpt["aux_head"])
+            self.opt.add_param_group({"params": list(self.aux_head.parameters())})
         self.opt.load_state_dict(ckpt["optimizer"])
         self.phases = {k: Phase(**v) for k, v in ckpt["phases"].items()}
         self.history = list(ckpt["history"])
@@ -243,13 +262,10 @@ class Trainer:
             progress = max(phase.elapsed / budget, phase.step / max_steps)
             for group in self.opt.param_groups:
                 group["lr"] = self.cfg.lr * lr_factor(self.cfg, phase, progress)
-            x, y = train.next(self.cfg.batch_size, self.gen)
-            x = augment(x, self.gen, degrade_p=self.cfg.degrade, erase_p=self.cfg.erase)
-            x = x.to(_device())
-            loss = loss_fn(self.model(x), y.to(_device()))
+            loss = self._loss(train, loss_fn, aux=name == "finetune")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+            nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], 5.0)
             self.opt.step()
             phase.step += 1
             phase.elapsed += time.monotonic() - t0
@@ -262,6 +278,25 @@ class Trainer:
         phase.done = True
         self._checkpoint(phase, val, float("nan"))
         return phase
+
+    def _batch(self, data: Batches) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = data.next(self.cfg.batch_size, self.gen)
+        x = augment(x, self.gen, degrade_p=self.cfg.degrade, erase_p=self.cfg.erase)
+        return x.to(_device()), y.to(_device())
+
+    def _loss(self, train: Batches, loss_fn: nn.Module, aux: bool) -> torch.Tensor:
+        """One batch's loss; with the FER2013 head, one forward over both batches."""
+        x, y = self._batch(train)
+        if not aux or self.aux is None or self.aux_head is None:
+            return loss_fn(self.model(x), y)
+        xf, yf = self._batch(self.aux)
+        model = cast(LearningEmotionNet, self.model)
+        pooled = model.forward_head(model.forward_features(torch.cat([x, xf])), pre_logits=True)
+        main = loss_fn(model.head(pooled[: len(x)]), y)
+        fer = nn.functional.cross_entropy(
+            self.aux_head(pooled[len(x) :]), yf, label_smoothing=self.cfg.label_smoothing
+        )
+        return main + self.cfg.fer_aux * fer
 
     def _class_weights(self, train: Batches, n_classes: int) -> torch.Tensor:
         counts = torch.bincount(train.y, minlength=n_classes).float().clamp_min(1)
@@ -395,6 +430,9 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
         trainer.run_phase("pretrain", fer, None, cfg.pretrain_minutes, cfg.pretrain_steps)
     if "finetune" not in trainer.phases:
         trainer.new_head(len(LABELS))
+    if cfg.fer_aux > 0:
+        fer_dir = Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
+        trainer.add_aux(Batches(*load_fer2013(fer_dir, "train", cfg.img_size), mean, std))
     tr = Batches(data["train"][0], data["train"][1], mean, std)
     va = Batches(data["val"][0], data["val"][1], mean, std)
     trainer.run_phase("finetune", tr, va, cfg.finetune_minutes, cfg.finetune_steps)

@@ -99,3 +99,27 @@ def test_fer_extras_are_relabelled_training_faces_of_the_mapped_classes(tiny_fer
 def test_bad_fer_extra_mappings_are_named(spec):
     with pytest.raises(ConfigError, match=f"--fer-extra pair {spec!r}"):
         parse_fer_extra(spec)
+
+
+@pytest.mark.slow
+def test_fer_aux_trains_a_separate_fer_head_jointly(tiny_run, tiny_data, tiny_fer, tmp_path):
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer), fer_aux=0.5)
+    cfg = replace(cfg, init=str(tiny_run / "best.pt"))
+    train(cfg, tmp_path / "run")
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    start = load_checkpoint(tiny_run / "best.pt")
+    assert last["aux_head"]["weight"].shape == (7, start["model"]["head.weight"].shape[1])
+    assert set(last["model"]) == set(start["model"])  # the exported network is unchanged
+    resumed = replace(cfg, finetune_steps=3)
+    train(resumed, tmp_path / "run", resume=tmp_path / "run" / "last.pt")
+    again = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert again["phases"]["finetune"]["step"] == 3
+    assert not torch.equal(again["aux_head"]["weight"], last["aux_head"]["weight"])
+
+
+@pytest.mark.slow
+def test_fer_aux_is_refused_for_baselines(tiny_data, tiny_fer, tmp_path):
+    cfg = replace(TINY_CFG, arch="baseline:resnet18", data_dir=str(tiny_data))
+    cfg = replace(cfg, fer_dir=str(tiny_fer), fer_aux=0.5, pretrain_steps=0, img_size=64)
+    with pytest.raises(ConfigError, match="--fer-aux needs a fusion model"):
+        train(cfg, tmp_path / "run")
