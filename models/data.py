@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from contract.labels import LABELS
-from models.errors import DataError, ImageReadError, ManifestError
+from models.errors import ConfigError, DataError, ImageReadError, ManifestError
 
 logger = logging.getLogger(__name__)
 
@@ -237,3 +237,34 @@ def augment(
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * contrast + mean + bright
     return erase(x, gen, erase_p) if erase_p > 0 else x
+
+
+def parse_fer_extra(spec: str) -> dict[int, int]:
+    """``"neutral:focus,angry:confusion"`` -> {FER2013 class index: learning-emotion index}."""
+    mapping: dict[int, int] = {}
+    for pair in filter(None, (p.strip() for p in spec.split(","))):
+        fer, _, ours = pair.partition(":")
+        if fer not in FER_CLASSES or ours not in LABELS:
+            raise ConfigError(
+                f"--fer-extra pair {pair!r}: expected <{'|'.join(FER_CLASSES)}>:"
+                f"<{'|'.join(LABELS)}>"
+            )
+        mapping[FER_CLASSES.index(fer)] = LABELS.index(ours)
+    return mapping
+
+
+def fer_extras(
+    spec: str, fer_dir: Path, size: int, per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``per_class`` FER2013 *training* faces per class mapped by ``spec``, relabelled.
+
+    Only FER2013's training file is read: its official test faces are this data's joy test
+    crops. Happy is not a sensible mapping either (validation joy crops come from it)."""
+    mapping = parse_fer_extra(spec)
+    fx, fy = load_fer2013(fer_dir, "train", size)
+    rng = np.random.default_rng(seed)
+    picks = [rng.permutation(np.flatnonzero(fy == c))[:per_class] for c in mapping]
+    idx = np.concatenate(picks)
+    labels = np.array([mapping[int(c)] for c in fy[idx]], dtype=np.int64)
+    logger.info("fine-tuning extras from FER2013: %s (%d faces)", spec, len(idx))
+    return fx[idx], labels

@@ -33,9 +33,9 @@ from models.checkpoint import (
     save_checkpoint,
 )
 from models.data import (
-    FER_CLASSES,
     ManifestRow,
     augment,
+    fer_extras,
     load_fer2013,
     load_images,
     load_manifest,
@@ -193,9 +193,14 @@ class Trainer:
         if not isinstance(self.model, LearningEmotionNet):
             raise ConfigError(f"--fer-aux needs a fusion model, not {self.cfg.arch!r}")
         if self.aux_head is None:
-            self.aux_head = nn.Linear(self.model.num_features, 7).to(_device())
-            self.opt.add_param_group({"params": list(self.aux_head.parameters())})
+            self._new_aux_head()
         self.aux = fer
+
+    def _new_aux_head(self) -> nn.Linear:
+        features = cast(LearningEmotionNet, self.model).num_features
+        self.aux_head = nn.Linear(features, 7).to(_device())
+        self.opt.add_param_group({"params": list(self.aux_head.parameters())})
+        return self.aux_head
 
     def new_head(self, num_classes: int) -> None:
         """Fresh classifier for ``num_classes`` on the training device, and a fresh optimiser."""
@@ -236,9 +241,7 @@ class Trainer:
             self.new_head(ckpt["num_classes"])
         self.model.load_state_dict(ckpt["model"])
         if ckpt.get("aux_head") is not None:
-            self.aux_head = nn.Linear(self.model.num_features, 7).to(_device())  # type: ignore[arg-type]
-            self.aux_head.load_state_dict(ckpt["aux_head"])
-            self.opt.add_param_group({"params": list(self.aux_head.parameters())})
+            self._new_aux_head().load_state_dict(ckpt["aux_head"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.phases = {k: Phase(**v) for k, v in ckpt["phases"].items()}
         self.history = list(ckpt["history"])
@@ -327,6 +330,10 @@ def _data_dir(cfg: TrainConfig, settings: ModelsSettings) -> Path:
     return Path(cfg.data_dir) if cfg.data_dir else settings.learning_emotions_dir
 
 
+def _fer_dir(cfg: TrainConfig, settings: ModelsSettings) -> Path:
+    return Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
+
+
 def _norm(model: nn.Module) -> tuple[float, float]:
     """The grey input's (mean, std) of a fusion model or baseline."""
     mean = float(torch.as_tensor(model.mean).flatten()[0])
@@ -346,36 +353,6 @@ def _init_model(cfg: TrainConfig, out: Path) -> nn.Module:
     return model
 
 
-def parse_fer_extra(spec: str) -> dict[int, int]:
-    """``"neutral:focus,angry:confusion"`` -> {FER2013 class index: learning-emotion index}."""
-    mapping: dict[int, int] = {}
-    for pair in filter(None, (p.strip() for p in spec.split(","))):
-        fer, _, ours = pair.partition(":")
-        if fer not in FER_CLASSES or ours not in LABELS:
-            raise ConfigError(
-                f"--fer-extra pair {pair!r}: expected <{'|'.join(FER_CLASSES)}>:"
-                f"<{'|'.join(LABELS)}>"
-            )
-        mapping[FER_CLASSES.index(fer)] = LABELS.index(ours)
-    return mapping
-
-
-def fer_extras(cfg: TrainConfig, settings: ModelsSettings) -> tuple[np.ndarray, np.ndarray]:
-    """``cfg.fer_extra_n`` FER2013 *training* faces per mapped class, relabelled.
-
-    Only FER2013's training file is read: its official test faces are this data's joy test
-    crops. Happy is not a sensible mapping either (validation joy crops come from it)."""
-    mapping = parse_fer_extra(cfg.fer_extra)
-    fer_dir = Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
-    fx, fy = load_fer2013(fer_dir, "train", cfg.img_size)
-    rng = np.random.default_rng(cfg.seed)
-    picks = [rng.permutation(np.flatnonzero(fy == c))[: cfg.fer_extra_n] for c in mapping]
-    idx = np.concatenate(picks)
-    labels = np.array([mapping[int(c)] for c in fy[idx]], dtype=np.int64)
-    logger.info("fine-tuning extras from FER2013: %s (%d faces)", cfg.fer_extra, len(idx))
-    return fx[idx], labels
-
-
 def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any]:
     """Train/val grey arrays + labels, and RGB samples for the SUN fit."""
     data_dir = _data_dir(cfg, settings)
@@ -386,7 +363,9 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
     sun_rgb = torch.from_numpy(rgb["train"][sample]).permute(0, 3, 1, 2).float() / 255.0
     train_x, train_y = _grey(rgb["train"]), labels["train"]
     if cfg.fer_extra:
-        ex, ey = fer_extras(cfg, settings)
+        ex, ey = fer_extras(
+            cfg.fer_extra, _fer_dir(cfg, settings), cfg.img_size, cfg.fer_extra_n, cfg.seed
+        )
         train_x, train_y = np.concatenate([train_x, ex]), np.concatenate([train_y, ey])
     return {
         "train": (train_x, train_y),
@@ -422,8 +401,7 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
         trainer.phases["finetune"] = Phase("finetune")  # keep the initial head
     pretrain = cfg.pretrain_minutes > 0 and cfg.pretrain_steps > 0 and not cfg.init
     if pretrain and not trainer.phases.get("pretrain", Phase("pretrain")).done:
-        fer_dir = Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
-        fx, fy = load_fer2013(fer_dir, "train", cfg.img_size)
+        fx, fy = load_fer2013(_fer_dir(cfg, settings), "train", cfg.img_size)
         if "pretrain" not in trainer.phases:
             trainer.new_head(7)
         fer = Batches(fx, fy, mean, std)
@@ -431,8 +409,8 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     if "finetune" not in trainer.phases:
         trainer.new_head(len(LABELS))
     if cfg.fer_aux > 0:
-        fer_dir = Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
-        trainer.add_aux(Batches(*load_fer2013(fer_dir, "train", cfg.img_size), mean, std))
+        fer_x, fer_y = load_fer2013(_fer_dir(cfg, settings), "train", cfg.img_size)
+        trainer.add_aux(Batches(fer_x, fer_y, mean, std))
     tr = Batches(data["train"][0], data["train"][1], mean, std)
     va = Batches(data["val"][0], data["val"][1], mean, std)
     trainer.run_phase("finetune", tr, va, cfg.finetune_minutes, cfg.finetune_steps)

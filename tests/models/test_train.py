@@ -10,10 +10,9 @@ import torch
 
 from contract.labels import LABELS
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from models.data import FER_CLASSES, load_fer2013
+from models.data import FER_CLASSES, fer_extras, load_fer2013, parse_fer_extra
 from models.errors import CheckpointError, ConfigError
-from models.settings import ModelsSettings
-from models.train import fer_extras, parse_fer_extra, train
+from models.train import train
 from tests.models.conftest import TINY_CFG
 
 
@@ -79,10 +78,8 @@ def test_init_starts_from_a_checkpoint_without_pretraining(tiny_run, tiny_data, 
 
 
 def test_fer_extras_are_relabelled_training_faces_of_the_mapped_classes(tiny_fer):
-    cfg = replace(TINY_CFG, fer_dir=str(tiny_fer), fer_extra="neutral:focus,angry:confusion")
-    cfg = replace(cfg, fer_extra_n=3, img_size=64)
     fx, fy = load_fer2013(tiny_fer, "train", 64)
-    x, y = fer_extras(cfg, ModelsSettings())
+    x, y = fer_extras("neutral:focus,angry:confusion", tiny_fer, 64, per_class=3, seed=0)
     expected = {
         LABELS.index("focus"): min(3, int((fy == FER_CLASSES.index("neutral")).sum())),
         LABELS.index("confusion"): min(3, int((fy == FER_CLASSES.index("angry")).sum())),
