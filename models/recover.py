@@ -31,7 +31,7 @@ from torch import nn
 
 from contract.sidecar import ModelSidecar, SidecarError, sidecar_path_for
 from models.checkpoint import build_model, model_args_of, save_checkpoint
-from models.errors import RecoveryError
+from models.errors import ExportError, RecoveryError
 from models.export import check_parity, export_onnx, input_spec, parity_inputs
 from models.settings import ModelsSettings
 
@@ -138,31 +138,36 @@ def recover_model(onnx_path: Path) -> tuple[nn.Module, ModelSidecar]:
             f"{len(set(fresh) ^ set(shipped))} of its constants differ in name from a fresh "
             f"export of {arch} (was it exported with another torch version?)"
         )
+    model.load_state_dict(read_weights(model, fresh, shipped, default))
+    return model, sidecar
+
+
+def read_weights(
+    model: nn.Module,
+    fresh: dict[str, np.ndarray],
+    shipped: dict[str, np.ndarray],
+    default: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """``model``'s state dict with each weight read from ``shipped`` where ``fresh`` has it."""
     where = locate(model, fresh, prefix="model.")
     tables = _rel_pos_modules(model)
     state = model.state_dict()
     unused = [name for name, found in where.items() if found is None]
-    for name in unused:  # not in the graph: cannot matter for its output (parity checks it)
-        state[name] = default[name]
     logger.info(
         "%d weights not used by the graph keep their initial values: %s", len(unused), unused
     )
     for name, found in where.items():
-        if found is None:
+        if found is None:  # not in the graph: cannot matter for its output (parity checks it)
+            state[name] = default[name]
             continue
         const, how = found
-        value = shipped[const]
-        if how == "transposed":
-            value = value.T
+        value = shipped[const].T if how == "transposed" else shipped[const]
         if how == "rel_pos_bias":
             mod = tables[name.removesuffix(".relative_position_bias_table")]
             state[name] = _unfold_bias(mod, value, state[name])
         else:
-            state[name] = torch.from_numpy(np.array(value, dtype=value.dtype)).reshape(
-                state[name].shape
-            )
-    model.load_state_dict(state)
-    return model, sidecar
+            state[name] = torch.tensor(value).reshape(state[name].shape)
+    return state
 
 
 def recover(onnx_path: Path, out: Path, *, tol: float = 1e-4, n_parity: int = 32) -> Path:
@@ -171,7 +176,7 @@ def recover(onnx_path: Path, out: Path, *, tol: float = 1e-4, n_parity: int = 32
     size, mean, std = input_spec(model)
     try:
         err = check_parity(model, onnx_path, parity_inputs(size, mean, std, n_parity), tol)
-    except Exception as exc:
+    except ExportError as exc:
         raise RecoveryError(f"recovered weights do not reproduce {onnx_path}: {exc}") from exc
     arch = str(sidecar.model["arch"])
     save_checkpoint(
