@@ -88,11 +88,13 @@ def _unfold_bias(mod: nn.Module, folded: np.ndarray, fallback: torch.Tensor) -> 
     return table
 
 
-def locate(model: nn.Module, fresh: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
+def locate(
+    model: nn.Module, fresh: dict[str, np.ndarray], prefix: str, tables: dict[str, nn.Module]
+) -> dict[str, Any]:
     """For each parameter: (constant name, how it is stored) in ``fresh``'s graph, or None
-    for a weight the graph does not use (e.g. the local branch's final norm)."""
+    for a weight the graph does not use (e.g. the local branch's final norm). ``tables``:
+    ``_rel_pos_modules(model)``."""
     by_value = {_key(v): k for k, v in fresh.items() if v.dtype == np.float32}
-    tables = _rel_pos_modules(model)
     where: dict[str, Any] = {}
     for name, param in model.named_parameters():
         value = param.detach().numpy()
@@ -149,8 +151,8 @@ def read_weights(
     default: dict[str, torch.Tensor],
 ) -> dict[str, torch.Tensor]:
     """``model``'s state dict with each weight read from ``shipped`` where ``fresh`` has it."""
-    where = locate(model, fresh, prefix="model.")
     tables = _rel_pos_modules(model)
+    where = locate(model, fresh, "model.", tables)
     state = model.state_dict()
     unused = [name for name, found in where.items() if found is None]
     logger.info(

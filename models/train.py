@@ -379,13 +379,14 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     settings = ModelsSettings()
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
+    ckpt = load_checkpoint(resume) if resume else None
+    init = _init_model(cfg, out) if ckpt is None and cfg.init else None  # before data: its size
     data = load_split_data(cfg, settings)
     sun = fit_sun_params(data["sun_batches"]).to_dict()
-    ckpt = load_checkpoint(resume) if resume else None
     if ckpt is not None:
         model = build_model(ckpt["arch"], ckpt["model_args"])
-    elif cfg.init:
-        model = _init_model(cfg, out)
+    elif init is not None:
+        model = init
     else:
         kwargs: dict[str, Any] = {"img_size": cfg.img_size}
         if not cfg.arch.startswith("baseline:"):
