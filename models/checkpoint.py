@@ -39,13 +39,15 @@ def build_model(arch: str, model_args: dict[str, Any]) -> nn.Module:
         raise CheckpointError(f"cannot rebuild {arch!r} from {model_args!r}: {exc}") from exc
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically: temp file in the same folder, fsync, rename over ``path``."""
+def save_checkpoint(path: Path, payload: dict[str, Any], fmt: str = CKPT_FORMAT) -> None:
+    """Write atomically: temp file in the same folder, fsync, rename over ``path``.
+
+    ``fmt`` names the payload's format (the DDPM job writes its own, ``emo-ddpm/1``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with tmp.open("wb") as fh:
-            torch.save({"format": CKPT_FORMAT, "labels": list(LABELS), **payload}, fh)
+            torch.save({"format": fmt, "labels": list(LABELS), **payload}, fh)
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(path)

@@ -268,3 +268,14 @@ def fer_extras(
     labels = np.array([mapping[int(c)] for c in fy[idx]], dtype=np.int64)
     logger.info("fine-tuning extras from FER2013: %s (%d faces)", spec, len(idx))
     return fx[idx], labels
+
+
+def load_extra_crops(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every row of ``folder``'s manifest as grey uint8 (N, size, size) + labels (N,).
+
+    For extra training crops such as DDPM samples; never cached, because a sample folder is
+    redrawn in place under the same file names."""
+    rows = load_manifest(folder)
+    grey = to_grey_rgb(load_images(rows, size))[..., 0]
+    logger.info("extra training crops from %s: %d", folder, len(rows))
+    return grey, np.array([r.label for r in rows], dtype=np.int64)

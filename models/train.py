@@ -36,6 +36,7 @@ from models.data import (
     ManifestRow,
     augment,
     fer_extras,
+    load_extra_crops,
     load_fer2013,
     load_images,
     load_manifest,
@@ -87,6 +88,9 @@ class TrainConfig:
     # weight of a FER2013 7-class loss trained jointly while fine-tuning (own head, not
     # exported): keeps the features tied to thousands of FER2013 faces' expressions
     fer_aux: float = 0.0
+    # a manifest folder of extra training crops, e.g. DDPM samples of the scarce classes
+    # (python -m models.augment sample): all its rows join the training split only
+    synthetic: str = ""
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -367,6 +371,9 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
             cfg.fer_extra, _fer_dir(cfg, settings), cfg.img_size, cfg.fer_extra_n, cfg.seed
         )
         train_x, train_y = np.concatenate([train_x, ex]), np.concatenate([train_y, ey])
+    if cfg.synthetic:
+        sx, sy = load_extra_crops(Path(cfg.synthetic), cfg.img_size)
+        train_x, train_y = np.concatenate([train_x, sx]), np.concatenate([train_y, sy])
     return {
         "train": (train_x, train_y),
         "val": (_grey(rgb["val"]), labels["val"]),
