@@ -3,7 +3,8 @@
     python -m models.augment train  --out runs/ddpm [--ddpm-minutes 30 ...] [--resume]
     python -m models.augment sample --checkpoint runs/ddpm/ddpm.pt \\
         --per-class confusion:400,thinking:250,boredom:250 --out runs/ddpm-samples
-    python -m models.augment check  --samples runs/ddpm-samples --out nn.json
+    python -m models.augment check  --samples runs/ddpm-samples --checkpoint runs/ddpm/ddpm.pt \\
+        --out nn.json
 
 ``sample`` writes a manifest folder (split ``train``, source ``ddpm``) for
 ``python -m models.train --synthetic DIR``; ``check`` writes the nearest-neighbour
@@ -28,7 +29,7 @@ from models.augment.job import (
     sample_folder,
     train_augmenter,
 )
-from models.augment.quality import nearest_neighbour_report
+from models.augment.quality import nearest_neighbour_report, reconstruction_report
 from models.errors import ModelsError
 from models.files import write_text_atomic
 from models.settings import ModelsSettings
@@ -55,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("--samples", type=Path, required=True)
     ch.add_argument("--data", type=Path, help="the training manifest folder")
     ch.add_argument("--img-size", type=int, default=64)
+    ch.add_argument(
+        "--checkpoint", type=Path, help="also report its autoencoder's error on val crops"
+    )
     ch.add_argument("--out", type=Path, required=True)
     return p
 
@@ -76,6 +80,9 @@ def run(args: argparse.Namespace) -> None:
     else:
         data = args.data or ModelsSettings().learning_emotions_dir
         rep = nearest_neighbour_report(args.samples, data, args.img_size)
+        if args.checkpoint is not None:
+            ae = Augmenter.load(args.checkpoint).ae
+            rep["autoencoder_val_rms"] = reconstruction_report(ae, data)
         write_text_atomic(args.out, json.dumps(rep, indent=2) + "\n")
         logger.info("%s", json.dumps(rep["per_class"]))
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from contract.labels import LABELS
+from models.augment.autoencoder import LatentAutoencoder
 from models.data import load_images, load_manifest, to_grey_rgb
 from models.settings import ModelsSettings
 
@@ -60,3 +61,19 @@ def nearest_neighbour_report(
             "near_copy_share": round(float((d_syn < floor).mean()), 4),
         }
     return out
+
+
+@torch.no_grad()
+def reconstruction_report(
+    ae: LatentAutoencoder, data_dir: Path, split: str = "val"
+) -> dict[str, float]:
+    """Per class: RMS pixel error (0-1 scale) of the autoencoder on the ``split`` crops.
+
+    The sampled crops can be no sharper than this: it bounds what the latent DDPM can draw."""
+    rows = load_manifest(data_dir, split)
+    size = ae.cfg.img_size
+    x = _grey(rows, size, ModelsSettings().cache_dir).view(-1, 1, size, size)  # (N, 1, S, S)
+    rec = torch.cat([ae.decode(ae.encode(b * 2 - 1)[0]) for b in x.split(256)])
+    err = ((rec + 1) / 2 - x).pow(2).flatten(1).mean(1).sqrt()  # (N,)
+    labels = np.array([r.label for r in rows])
+    return {LABELS[c]: round(float(err[labels == c].mean()), 4) for c in sorted(set(labels))}

@@ -4,6 +4,7 @@ sampling to a manifest folder that training reads, the memorisation check and ba
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -133,9 +134,14 @@ def test_samples_form_a_training_manifest(tiny_ddpm, tiny_data, tmp_path):
     extra = load_split_data(replace(cfg, synthetic=str(folder)), ModelsSettings())["train"]
     assert len(extra[0]) == len(base[0]) + 5
     assert np.array_equal(extra[1][len(base[1]) :], [4, 4, 4, 2, 2])
-    report = nearest_neighbour_report(folder, tiny_data, 64)
+    out = tmp_path / "nn.json"
+    args = ["check", "--samples", str(folder), "--data", str(tiny_data)]
+    assert main([*args, "--checkpoint", str(tiny_ddpm), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
     assert set(report["per_class"]) == {"confusion", "thinking"}
     assert all(np.isfinite(v["sample_nn_median"]) for v in report["per_class"].values())
+    assert set(report["autoencoder_val_rms"]) == set(LABELS)  # 2 val crops per class
+    assert all(0 < v < 1 for v in report["autoencoder_val_rms"].values())
 
 
 def test_copies_of_training_crops_are_flagged_as_near_copies(tiny_data, tmp_path):
