@@ -25,6 +25,7 @@ import torch
 from models.augment.job import (
     AugmentConfig,
     Augmenter,
+    SamplerSettings,
     parse_counts,
     sample_folder,
     train_augmenter,
@@ -50,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     sa.add_argument("--per-class", required=True, help="e.g. confusion:400,thinking:250")
     sa.add_argument("--out", type=Path, required=True)
     sa.add_argument("--seed", type=int, default=0)
-    sa.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    sa.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance")
+    for f in fields(SamplerSettings):
+        sa.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     ch = sub.add_parser("check", help="nearest-neighbour memorisation report")
     ch.add_argument("--samples", type=Path, required=True)
     ch.add_argument("--data", type=Path, help="the training manifest folder")
@@ -73,9 +74,9 @@ def run(args: argparse.Namespace) -> None:
     elif args.cmd == "sample":
         aug = Augmenter.load(args.checkpoint)
         counts = parse_counts(args.per_class)
-        sample_folder(
-            aug, counts, args.out, seed=args.seed, steps=args.steps, guidance=args.guidance
-        )
+        names = {f.name for f in fields(SamplerSettings)}
+        settings = SamplerSettings(**{k: v for k, v in vars(args).items() if k in names})
+        sample_folder(aug, counts, args.out, settings, seed=args.seed)
         logger.info("samples in %s", args.out)
     else:
         data = args.data or ModelsSettings().learning_emotions_dir

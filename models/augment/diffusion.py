@@ -72,18 +72,38 @@ class GaussianDiffusion(nn.Module):
         y: torch.Tensor,
         shape: tuple[int, int, int],
         gen: torch.Generator,
+        *,
         steps: int = 50,
         guidance: float = 1.0,
+        clip: float = 0.0,
+        min_signal: float = 0.1,
+        eta: float = 0.0,
     ) -> torch.Tensor:
-        """DDIM (eta = 0) latents for classes ``y`` (B,), each of ``shape`` (Z, h, w)."""
+        """DDIM latents for classes ``y`` (B,), each of ``shape`` (Z, h, w); ``eta`` = 0 is
+        the deterministic path, 1 adds the DDPM posterior's noise at every step.
+
+        The path starts at the noisiest step whose signal scale sqrt(alpha_bar) is still
+        ``min_signal`` (from pure noise, which differs from that step's marginal by the 10 %
+        signal): at t = T the cosine schedule's alpha_bar is ~1e-9, and the predicted clean
+        latent, a division by its root, turns a small noise-prediction error into garbage
+        that later steps never undo (measured: saturated images). With ``clip`` > 0 each
+        step's predicted clean latent is also clamped to [-clip, clip], the noise re-derived
+        from it."""
         if not 1 <= steps <= self.timesteps:
             raise ValueError(f"steps must be in 1..{self.timesteps}, got {steps}")
-        ts = torch.linspace(self.timesteps - 1, 0, steps).round().long().tolist()
+        start = int((self.alpha_bar.sqrt() >= min_signal).sum()) - 1
+        ts = torch.linspace(max(start, 0), 0, steps).round().long().tolist()
         z = torch.randn((y.shape[0], *shape), generator=gen).to(y.device)
         for i, t in enumerate(ts):
             eps = self._eps(z, t, y, guidance)
             ab = self.alpha_bar[t]
             ab_prev = self.alpha_bar[ts[i + 1]] if i + 1 < len(ts) else torch.ones_like(ab)
             z0 = (z - (1 - ab).sqrt() * eps) / ab.sqrt()
-            z = ab_prev.sqrt() * z0 + (1 - ab_prev).sqrt() * eps
+            if clip > 0:
+                z0 = z0.clamp(-clip, clip)
+                eps = (z - ab.sqrt() * z0) / (1 - ab).sqrt()
+            var = eta**2 * (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)  # DDIM sigma_t^2
+            noise = torch.randn(z.shape, generator=gen).to(z.device)
+            z = ab_prev.sqrt() * z0 + (1 - ab_prev - var).clamp_min(0).sqrt() * eps
+            z = z + var.sqrt() * noise
         return z

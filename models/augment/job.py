@@ -70,6 +70,7 @@ class Progress:
     ddpm_step: int = 0
     ddpm_elapsed: float = 0.0
     latent_scale: float = 1.0
+    latent_clip: float = 0.0  # largest |scaled latent| of the training crops (sampling clamp)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -209,6 +210,7 @@ def train_augmenter(cfg: AugmentConfig, out: Path, resume: bool = False) -> Path
     z = trainer.encode_all(x)
     scale = 1.0 / float(z.std())
     trainer.progress.latent_scale = scale
+    trainer.progress.latent_clip = float(z.abs().max()) * scale
     trainer.train_denoiser(z * scale, torch.cat([y, y]))
     return trainer.path
 
@@ -228,6 +230,16 @@ def load_ddpm_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How crops are drawn (``GaussianDiffusion.sample``)."""
+
+    steps: int = 50  # DDIM steps
+    guidance: float = 1.0  # classifier-free guidance weight (0 = conditional model alone)
+    eta: float = 0.0  # 0 = deterministic DDIM, 1 = DDPM-like noise at every step
+    min_signal: float = 0.1  # start where sqrt(alpha_bar) is this (see sample's docstring)
+
+
 @dataclass
 class Augmenter:
     """A trained autoencoder + EMA denoiser, ready to sample crops."""
@@ -235,6 +247,7 @@ class Augmenter:
     ae: LatentAutoencoder
     diffusion: GaussianDiffusion
     latent_scale: float
+    latent_clip: float
 
     @classmethod
     def load(cls, path: Path) -> Augmenter:
@@ -246,17 +259,17 @@ class Augmenter:
         cfg = ckpt["config"]
         betas = cosine_beta_schedule(int(cfg["timesteps"]))
         diffusion = GaussianDiffusion(denoiser, betas, denoiser.null_class, float(cfg["p_uncond"]))
-        scale = float(ckpt["progress"]["latent_scale"])
-        return cls(ae.eval(), diffusion.eval(), scale)
+        prog = ckpt["progress"]
+        return cls(ae.eval(), diffusion.eval(), prog["latent_scale"], prog["latent_clip"])
 
     @torch.no_grad()
     def sample(
-        self, labels: torch.Tensor, gen: torch.Generator, steps: int = 50, guidance: float = 1.0
+        self, labels: torch.Tensor, gen: torch.Generator, settings: SamplerSettings
     ) -> np.ndarray:
         """Grey uint8 crops (B, S, S) of the given class indices (B,)."""
         c = self.ae.cfg
         shape = (c.z_channels, c.latent_size, c.latent_size)
-        z = self.diffusion.sample(labels, shape, gen, steps=steps, guidance=guidance)
+        z = self.diffusion.sample(labels, shape, gen, clip=self.latent_clip, **asdict(settings))
         img = self.ae.decode(z / self.latent_scale)[:, 0]  # (B, S, S) in [-1, 1]
         return ((img + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
@@ -280,10 +293,9 @@ def sample_folder(
     aug: Augmenter,
     counts: dict[int, int],
     out: Path,
+    settings: SamplerSettings,
     *,
     seed: int = 0,
-    steps: int = 50,
-    guidance: float = 1.0,
     batch: int = 64,
 ) -> Path:
     """Write sampled crops as PNGs plus a manifest.csv (split ``train``) into ``out``."""
@@ -295,7 +307,7 @@ def sample_folder(
         done = 0
         while done < n:
             k = min(batch, n - done)
-            imgs = aug.sample(torch.full((k,), label, dtype=torch.long), gen, steps, guidance)
+            imgs = aug.sample(torch.full((k,), label, dtype=torch.long), gen, settings)
             for img in imgs:
                 rel = f"crops/{name}/{SOURCE}-s{seed}-{done:05d}.png"
                 if not cv2.imwrite(str(out / rel), img):

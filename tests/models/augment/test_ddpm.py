@@ -25,6 +25,7 @@ from models.augment.__main__ import main
 from models.augment.job import (
     AugmentConfig,
     Augmenter,
+    SamplerSettings,
     load_ddpm_checkpoint,
     load_training_crops,
     parse_counts,
@@ -123,7 +124,8 @@ def test_checkpoint_describes_itself_and_resumes(tiny_ddpm, tiny_data):
 def test_samples_form_a_training_manifest(tiny_ddpm, tiny_data, tmp_path):
     aug = Augmenter.load(tiny_ddpm)
     counts = {LABELS.index("confusion"): 3, LABELS.index("thinking"): 2}
-    folder = sample_folder(aug, counts, tmp_path / "samples", seed=1, steps=4, guidance=2.0)
+    settings = SamplerSettings(steps=4, guidance=2.0, eta=1.0)
+    folder = sample_folder(aug, counts, tmp_path / "samples", settings, seed=1)
     rows = load_manifest(folder, "train")
     assert [LABELS[r.label] for r in rows] == ["confusion"] * 3 + ["thinking"] * 2
     assert {r.source for r in rows} == {"ddpm"}
