@@ -5,7 +5,9 @@ classifier's recall on the samples (run ``models.evaluate`` on the sample folder
 nearest-neighbour check. For every sampled crop of a class, the RMS pixel distance to the
 nearest training crop of that class (or its mirror image) is compared with the same distance
 for the real held-out crops of the class: a sample much closer than held-out crops ever get is
-a near-copy of a training face, which synthetic data must not be.
+a near-copy of a training face, which synthetic data must not be. The median distance
+between a training crop and its nearest *other* training crop is reported beside it: where a
+class comes from video of a few people, that is how close two frames of one person are.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ def _nearest(queries: torch.Tensor, refs: torch.Tensor) -> np.ndarray:
     return d.min(dim=1).values.numpy()
 
 
+def _nearest_other(refs: torch.Tensor) -> np.ndarray:
+    """For each of the first half of ``refs`` (crops; the second half is their mirror
+    images), the RMS distance to the nearest crop other than itself and its mirror."""
+    n = refs.shape[0] // 2
+    d = torch.cdist(refs[:n], refs) / np.sqrt(refs.shape[1])  # (n, 2n)
+    own = torch.arange(n)
+    d[own, own] = d[own, own + n] = float("inf")
+    return d.min(dim=1).values.numpy()
+
+
 def nearest_neighbour_report(
     samples_dir: Path, data_dir: Path, size: int, held_out: str = "val"
 ) -> dict[str, Any]:
@@ -59,6 +71,8 @@ def nearest_neighbour_report(
             "held_out_nn_median": round(float(np.nanmedian(d_real)), 4),
             "held_out_nn_p5": round(floor, 4),
             "near_copy_share": round(float((d_syn < floor).mean()), 4),
+            # another training crop of the same people (video frames): the identity floor
+            "train_nn_median": round(float(np.median(_nearest_other(t))), 4),
         }
     return out
 
