@@ -56,22 +56,28 @@ def save_checkpoint(path: Path, payload: dict[str, Any], fmt: str = CKPT_FORMAT)
             tmp.unlink()
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read and validate a checkpoint written by ``save_checkpoint``."""
+def read_checkpoint(path: Path, fmt: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Read a checkpoint of format ``fmt`` holding ``keys`` (and our label order), or raise
+    naming the file and what is wrong."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for corrupt files
         raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} is not an {CKPT_FORMAT} checkpoint")
-    for key in ("arch", "model_args", "model", "labels"):
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise CheckpointError(f"checkpoint {path} is not an {fmt} checkpoint")
+    for key in (*keys, "labels"):
         if key not in ckpt:
             raise CheckpointError(f"checkpoint {path} lacks {key!r}")
     if tuple(ckpt["labels"]) != LABELS:
         raise CheckpointError(f"checkpoint {path} labels {ckpt['labels']} != {LABELS}")
     return ckpt
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read and validate a checkpoint written by ``save_checkpoint``."""
+    return read_checkpoint(path, CKPT_FORMAT, ("arch", "model_args", "model"))
 
 
 def model_from_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -27,9 +27,9 @@ from contract.labels import LABELS
 from models.augment.autoencoder import AutoencoderConfig, LatentAutoencoder
 from models.augment.denoiser import DenoiserConfig, LatentDenoiser
 from models.augment.diffusion import GaussianDiffusion, cosine_beta_schedule
-from models.checkpoint import save_checkpoint
+from models.checkpoint import read_checkpoint, save_checkpoint
 from models.data import MANIFEST, load_images, load_manifest, to_grey_rgb
-from models.errors import CheckpointError, ConfigError
+from models.errors import ConfigError
 from models.settings import ModelsSettings
 
 logger = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ class AugmenterTrainer:
             bar.update(1)
             if prog.ae_step % cfg.save_every == 0:
                 self._log("autoencoder", prog.ae_step, prog.ae_elapsed, parts)
+                self.save()
         bar.close()
         prog.ae_done = True
         self.save()
@@ -217,17 +218,7 @@ def train_augmenter(cfg: AugmentConfig, out: Path, resume: bool = False) -> Path
 
 def load_ddpm_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint written by this job, or raise naming the file and what is wrong."""
-    if not path.is_file():
-        raise CheckpointError(f"DDPM checkpoint {path} not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise CheckpointError(f"DDPM checkpoint {path} cannot be read: {exc}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != DDPM_FORMAT:
-        raise CheckpointError(f"{path} is not a {DDPM_FORMAT} checkpoint (models.augment)")
-    if tuple(ckpt.get("labels", ())) != LABELS:
-        raise CheckpointError(f"DDPM checkpoint {path} labels {ckpt.get('labels')} != {LABELS}")
-    return ckpt
+    return read_checkpoint(path, DDPM_FORMAT, ("config", "progress", "ae", "ema"))
 
 
 @dataclass(frozen=True)
