@@ -63,6 +63,19 @@ def test_diffusion_rejects_bad_betas_and_bad_step_counts():
         diff.sample(torch.zeros(1, dtype=torch.long), (4, 4, 4), gen, steps=11)
 
 
+def test_samples_stay_in_the_latent_range_even_from_an_untrained_denoiser():
+    """An untrained denoiser predicts zero noise, so every predicted clean latent is z_t
+    divided by sqrt(alpha_bar): the worst case for the blow-up the sampler guards against."""
+    torch.manual_seed(0)
+    den = LatentDenoiser(DenoiserConfig(channels=(8, 16))).eval()
+    diff = GaussianDiffusion(den, cosine_beta_schedule(1000), den.null_class)
+    gen = torch.Generator().manual_seed(0)
+    y = torch.arange(6)
+    z = diff.sample(y, (4, 8, 8), gen, steps=10, guidance=1.0, clip=3.0, eta=1.0)
+    assert z.shape == (6, 4, 8, 8) and bool(torch.isfinite(z).all())
+    assert float(z.abs().max()) <= 3.0
+
+
 def test_denoiser_learns_on_real_latents(tiny_data):
     """A few dozen seeded steps on the tiny set's latents lower the noise-prediction loss."""
     x, y = load_training_crops(replace(TINY, data_dir=str(tiny_data)))
