@@ -125,6 +125,11 @@ def load_images(
     return out
 
 
+def load_grey(rows: Sequence[ManifestRow], size: int, cache_dir: Path | None = None) -> np.ndarray:
+    """All rows' images as greyscale uint8 (N, size, size) (``load_images`` + BT.601 luma)."""
+    return to_grey_rgb(load_images(rows, size, cache_dir))[..., 0]
+
+
 def to_grey_rgb(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 (..., 3) -> greyscale as 3 identical channels (BT.601 luma), uint8."""
     grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -276,6 +281,6 @@ def load_extra_crops(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     For extra training crops such as DDPM samples; never cached, because a sample folder is
     redrawn in place under the same file names."""
     rows = load_manifest(folder)
-    grey = to_grey_rgb(load_images(rows, size))[..., 0]
+    grey = load_grey(rows, size)
     logger.info("extra training crops from %s: %d", folder, len(rows))
     return grey, np.array([r.label for r in rows], dtype=np.int64)

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.data import MANIFEST, load_images, load_manifest, to_grey_rgb
+from models.data import MANIFEST, load_grey, load_manifest
 from models.errors import DataError
 from models.settings import ModelsSettings
 
@@ -43,7 +43,7 @@ def pack_crops(data_dir: Path, size: int, out: Path) -> int:
         reader = csv.DictReader(fh)
         columns = list(reader.fieldnames or [])
         records = list(reader)
-    grey = to_grey_rgb(load_images(rows, size))[..., 0]  # (N, size, size)
+    grey = load_grey(rows, size)  # (N, size, size)
     (out / "images").mkdir(parents=True, exist_ok=True)
     for i, (rec, img) in enumerate(zip(records, grey, strict=True)):
         name = f"images/{i:05d}.webp"

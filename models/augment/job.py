@@ -28,7 +28,7 @@ from models.augment.autoencoder import AutoencoderConfig, LatentAutoencoder
 from models.augment.denoiser import DenoiserConfig, LatentDenoiser
 from models.augment.diffusion import GaussianDiffusion, cosine_beta_schedule
 from models.checkpoint import read_checkpoint, save_checkpoint
-from models.data import MANIFEST, load_images, load_manifest, to_grey_rgb
+from models.data import MANIFEST, load_grey, load_manifest
 from models.errors import ConfigError
 from models.settings import ModelsSettings
 
@@ -83,7 +83,7 @@ def load_training_crops(cfg: AugmentConfig) -> tuple[torch.Tensor, torch.Tensor]
     settings = ModelsSettings()
     data_dir = Path(cfg.data_dir) if cfg.data_dir else settings.learning_emotions_dir
     rows = load_manifest(data_dir, cfg.split)
-    grey = to_grey_rgb(load_images(rows, cfg.img_size, settings.cache_dir))[..., 0]  # (N, S, S)
+    grey = load_grey(rows, cfg.img_size, settings.cache_dir)  # (N, S, S)
     x = torch.from_numpy(grey).float().div(127.5).sub(1.0).unsqueeze(1)  # (N, 1, S, S)
     return x, torch.tensor([r.label for r in rows], dtype=torch.long)
 

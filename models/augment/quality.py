@@ -20,13 +20,13 @@ import torch
 
 from contract.labels import LABELS
 from models.augment.autoencoder import LatentAutoencoder
-from models.data import load_images, load_manifest, to_grey_rgb
+from models.data import load_grey, load_manifest
 from models.settings import ModelsSettings
 
 
 def _grey(rows: list[Any], size: int, cache: Path | None) -> torch.Tensor:
     """Rows' crops as grey float vectors (N, size*size) in [0, 1]."""
-    grey = to_grey_rgb(load_images(rows, size, cache))[..., 0]  # (N, S, S)
+    grey = load_grey(rows, size, cache)  # (N, S, S)
     return torch.from_numpy(grey).float().div(255.0).flatten(1)  # (N, S*S)
 
 
