@@ -1,0 +1,201 @@
+"""Model soup: average the weights of fine-tuned models that share one starting point.
+
+``python -m models.soup --checkpoints A.pt B.pt ... [--greedy] [--weights W ...] --out SOUP.pt``
+
+Wortsman et al. 2022 ("Model soups"): models fine-tuned from the same initial weights with
+different seeds or augmentations usually lie in one basin of the loss, so the average of their
+weights is itself a good model, and often a more robust one under distribution shift than any
+single ingredient, at the cost of one model (same graph, same size, same speed). Two recipes:
+
+- uniform (default): the (optionally ``--weights``-weighted) mean of every ingredient. With an
+  ingredient that is the common starting point, this is WiSE-FT (Wortsman et al. 2022b):
+  interpolation between the initial and the fine-tuned weights.
+- ``--greedy``: ingredients sorted by their macro-F1 on ``--split`` (default ``val``; never
+  ``test``), each kept only if the soup with it scores at least as well as without it.
+
+The result is an ordinary uncalibrated checkpoint (``python -m models.calibrate`` and
+``python -m models.export`` take it) that records its ingredients and their scores under
+``soup``. Calibrated checkpoints are refused: their folded-in offsets would be averaged too;
+calibrate the soup instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.calibrate import logits_of
+from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from models.errors import CheckpointError, ModelsError
+from models.metrics import macro_f1
+from models.settings import ModelsSettings
+
+logger = logging.getLogger(__name__)
+
+State = dict[str, torch.Tensor]
+
+
+def average_states(states: Sequence[State], weights: Sequence[float] | None = None) -> State:
+    """Weighted mean of state dicts of one architecture (weights normalised to sum 1).
+
+    Floating tensors are averaged; integer buffers (e.g. batch counters) are taken from the
+    first state."""
+    if not states:
+        raise CheckpointError("a soup needs at least one ingredient")
+    w = [1.0] * len(states) if weights is None else _checked_weights(weights, len(states))
+    total = sum(w)
+    first = states[0]
+    out: State = {}
+    for key, ref in first.items():
+        if not ref.is_floating_point():
+            out[key] = ref.clone()
+            continue
+        acc = torch.zeros_like(ref, dtype=torch.float64)
+        for state, v in zip(states, w, strict=True):
+            acc += state[key].to(torch.float64) * (v / total)
+        out[key] = acc.to(ref.dtype)
+    return out
+
+
+def _checked_weights(weights: Sequence[float], n: int) -> list[float]:
+    w = [float(v) for v in weights]
+    if len(w) != n or any(v < 0 for v in w) or sum(w) <= 0:
+        raise CheckpointError(
+            f"soup weights {w} must be one non-negative number per ingredient ({n}), not all 0"
+        )
+    return w
+
+
+def load_ingredients(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[State]]:
+    """Read the ingredient checkpoints; all must rebuild the same model and be uncalibrated."""
+    payloads: list[dict[str, Any]] = []
+    states: list[State] = []
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        if "calibration" in ckpt:
+            raise CheckpointError(
+                f"checkpoint {path} is calibrated: soup its uncalibrated source, "
+                "then calibrate the soup"
+            )
+        if payloads and (ckpt["arch"], ckpt["model_args"]) != (
+            payloads[0]["arch"],
+            payloads[0]["model_args"],
+        ):
+            raise CheckpointError(
+                f"checkpoint {path} is a different model from {paths[0]}: cannot average them"
+            )
+        state = ckpt["model"]
+        ref = states[0] if states else state
+        if state.keys() != ref.keys() or any(state[k].shape != ref[k].shape for k in ref):
+            raise CheckpointError(f"checkpoint {path} weights do not match those of {paths[0]}")
+        payloads.append(ckpt)
+        states.append(state)
+    return payloads, states
+
+
+def _score(model: nn.Module, state: State, data_dir: Path, split: str) -> float:
+    model.load_state_dict(state)
+    logits, labels = logits_of(model.eval(), data_dir, split)
+    return macro_f1(labels, logits.argmax(1))
+
+
+def greedy_soup(
+    paths: Sequence[Path], states: Sequence[State], data_dir: Path, split: str
+) -> tuple[list[int], dict[str, Any]]:
+    """Indices of the greedy soup's ingredients and a record of every score on ``split``."""
+    model, _ = model_from_checkpoint(paths[0])
+    alone = [_score(model, s, data_dir, split) for s in states]
+    order = sorted(range(len(states)), key=lambda i: -alone[i])
+    kept = [order[0]]
+    best = alone[order[0]]
+    trials = []
+    for i in order[1:]:
+        score = _score(model, average_states([states[j] for j in [*kept, i]]), data_dir, split)
+        trials.append({"add": str(paths[i]), "macro_f1": score, "kept": score >= best})
+        logger.info("greedy soup: + %s -> %.4f (best %.4f)", paths[i], score, best)
+        if score >= best:
+            kept.append(i)
+            best = score
+    record = {
+        "alone": {str(p): a for p, a in zip(paths, alone, strict=True)},
+        "trials": trials,
+        "best": best,
+    }
+    return kept, record
+
+
+def make_soup(
+    paths: Sequence[Path],
+    out: Path,
+    data_dir: Path,
+    *,
+    split: str = "val",
+    greedy: bool = False,
+    weights: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Average ``paths`` (all, weighted, or greedily chosen on ``split``) into ``out``."""
+    if split == "test":
+        raise CheckpointError(
+            "choosing soup ingredients on the test split would tune on it: use val"
+        )
+    if greedy and weights is not None:
+        raise CheckpointError("--greedy and --weights exclude each other")
+    if weights is not None:
+        weights = _checked_weights(weights, len(paths))
+    payloads, states = load_ingredients(paths)
+    record: dict[str, Any] = {"method": "greedy" if greedy else "uniform", "split": split}
+    idx = list(range(len(paths)))
+    if greedy:
+        idx, record["greedy"] = greedy_soup(paths, states, data_dir, split)
+    record["ingredients"] = [str(paths[i]) for i in idx]
+    record["weights"] = (
+        [float(weights[i]) for i in idx] if weights is not None else [1.0] * len(idx)
+    )
+    soup = average_states([states[i] for i in idx], record["weights"])
+    model, _ = model_from_checkpoint(paths[0])
+    record["macro_f1"] = _score(model, soup, data_dir, split)
+    base = payloads[idx[0]]
+    payload: dict[str, Any] = {
+        k: base[k] for k in ("arch", "model_args", "train_config") if k in base
+    }
+    payload |= {"model": soup, "soup": record}
+    save_checkpoint(out, payload)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    p = argparse.ArgumentParser(prog="python -m models.soup", description=__doc__)
+    p.add_argument("--checkpoints", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--data", type=Path, default=ModelsSettings().learning_emotions_dir)
+    p.add_argument("--split", default="val")
+    p.add_argument("--greedy", action="store_true")
+    p.add_argument("--weights", type=float, nargs="+")
+    args = p.parse_args(argv)
+    try:
+        record = make_soup(
+            args.checkpoints,
+            args.out,
+            args.data,
+            split=args.split,
+            greedy=args.greedy,
+            weights=args.weights,
+        )
+    except ModelsError as exc:
+        logger.error("%s", exc)
+        return 2
+    logger.info("wrote %s: %s", args.out, json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
