@@ -284,3 +284,32 @@ def load_extra_crops(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     grey = load_grey(rows, size)
     logger.info("extra training crops from %s: %d", folder, len(rows))
     return grey, np.array([r.label for r in rows], dtype=np.int64)
+
+
+def regroup(rows: dict[str, list[ManifestRow]], spec: str) -> dict[str, list[ManifestRow]]:
+    """Move whole subjects between the train and val splits, e.g. ``"xhy1:train,xhy2:val"``.
+
+    For person-level checks and refits (a held-out training person as validation, or the
+    validation person trained on once the recipe is fixed). Test subjects cannot be moved:
+    the test split is never trained or tuned on."""
+    moves: dict[str, str] = {}
+    present = {r.subject for split in rows.values() for r in split}
+    for pair in filter(None, (p.strip() for p in spec.split(","))):
+        subject, _, target = pair.rpartition(":")
+        if target not in rows or not subject:
+            raise ConfigError(f"--regroup pair {pair!r}: expected <subject>:<{'|'.join(rows)}>")
+        if subject not in present:
+            raise ConfigError(
+                f"--regroup subject {subject!r} is in none of the {'/'.join(rows)} splits"
+                " (test subjects cannot be moved)"
+            )
+        moves[subject] = target
+    out: dict[str, list[ManifestRow]] = {split: [] for split in rows}
+    for split, split_rows in rows.items():
+        for r in split_rows:
+            out[moves.get(r.subject, split)].append(r)
+    for split, split_rows in out.items():
+        if not split_rows:
+            raise ConfigError(f"--regroup {spec!r} leaves the {split} split empty")
+    logger.info("regrouped %s: %s", spec, {s: len(v) for s, v in out.items()})
+    return out

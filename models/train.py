@@ -40,6 +40,7 @@ from models.data import (
     load_fer2013,
     load_images,
     load_manifest,
+    regroup,
     to_grey_rgb,
 )
 from models.emotion import LearningEmotionNet, create_model
@@ -81,16 +82,14 @@ class TrainConfig:
     degrade: float = 0.0  # probability of resolution jitter per training image
     erase: float = 0.0  # probability of random erasing per training image
     report_split: str = ""  # after training, score best.pt on it (PyTorch): best.<split>.json
-    # fine-tuning extras from FER2013's training faces, e.g. "neutral:focus,angry:confusion":
-    # so that FER2013-looking faces are not all joy (see the data README on source confounds)
+    # FER2013 training faces as fine-tuning extras, e.g. "neutral:focus,angry:confusion"
     fer_extra: str = ""
     fer_extra_n: int = 250  # faces per mapped FER2013 class (random, by seed)
     # weight of a FER2013 7-class loss trained jointly while fine-tuning (own head, not
     # exported): keeps the features tied to thousands of FER2013 faces' expressions
     fer_aux: float = 0.0
-    # a manifest folder of extra training crops, e.g. DDPM samples of the scarce classes
-    # (python -m models.augment sample): all its rows join the training split only
-    synthetic: str = ""
+    synthetic: str = ""  # a manifest folder (e.g. DDPM samples) joining the train split only
+    regroup: str = ""  # move subjects between train and val, e.g. "xhy1:train" (data.regroup)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -361,6 +360,7 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
     """Train/val grey arrays + labels, and RGB samples for the SUN fit."""
     data_dir = _data_dir(cfg, settings)
     rows: dict[str, list[ManifestRow]] = {s: load_manifest(data_dir, s) for s in ("train", "val")}
+    rows = regroup(rows, cfg.regroup) if cfg.regroup else rows
     rgb = {s: load_images(r, cfg.img_size, settings.cache_dir) for s, r in rows.items()}
     labels = {s: np.array([r.label for r in rows[s]]) for s in rows}
     sample = np.random.default_rng(cfg.seed).permutation(len(rgb["train"]))[:256]

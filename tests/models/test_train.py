@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +11,14 @@ import torch
 
 from contract.labels import LABELS
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from models.data import FER_CLASSES, fer_extras, load_fer2013, parse_fer_extra
+from models.data import (
+    FER_CLASSES,
+    fer_extras,
+    load_fer2013,
+    load_manifest,
+    parse_fer_extra,
+    regroup,
+)
 from models.errors import CheckpointError, ConfigError
 from models.train import train
 from tests.models.conftest import TINY_CFG
@@ -120,3 +128,47 @@ def test_fer_aux_is_refused_for_baselines(tiny_data, tiny_fer, tmp_path):
     cfg = replace(cfg, fer_dir=str(tiny_fer), fer_aux=0.5, pretrain_steps=0, img_size=64)
     with pytest.raises(ConfigError, match="--fer-aux needs a fusion model"):
         train(cfg, tmp_path / "run")
+
+
+def _tiny_splits(tiny_data):
+    return {s: load_manifest(tiny_data, s) for s in ("train", "val")}
+
+
+@pytest.mark.slow
+def test_regroup_moves_whole_subjects_between_train_and_val(tiny_data):
+    rows = _tiny_splits(tiny_data)
+    train_subject = next(r.subject for r in rows["train"] if r.source == "webcam-class")
+    assert any(r.subject == "xhy1" for r in rows["val"])  # the validation webcam person
+    out = regroup(rows, f"xhy1:train, {train_subject}:val")
+    assert not any(r.subject == "xhy1" for r in out["val"])
+    assert not any(r.subject == train_subject for r in out["train"])
+    assert {r.path for r in out["train"]} == (
+        {r.path for r in rows["train"] if r.subject != train_subject}
+        | {r.path for r in rows["val"] if r.subject == "xhy1"}
+    )
+    assert sum(map(len, out.values())) == sum(map(len, rows.values()))  # nothing lost
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("xhy0:train", "test subjects cannot be moved"),  # the test person
+        ("xhy1:test", "expected <subject>:<train|val>"),
+        ("xhy1", "expected <subject>:<train|val>"),
+    ],
+)
+def test_bad_regroups_are_named(tiny_data, spec, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        regroup(_tiny_splits(tiny_data), spec)
+
+
+@pytest.mark.slow
+def test_regroup_refuses_to_empty_a_split_and_travels_with_the_run(tiny_run, tiny_data, tmp_path):
+    rows = _tiny_splits(tiny_data)
+    everyone = ",".join(f"{s}:train" for s in {r.subject for r in rows["val"]})
+    with pytest.raises(ConfigError, match="leaves the val split empty"):
+        regroup(rows, everyone)
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), init=str(tiny_run / "best.pt"))
+    train(replace(cfg, regroup="xhy1:train"), tmp_path)
+    assert load_checkpoint(tmp_path / "last.pt")["train_config"]["regroup"] == "xhy1:train"
