@@ -8,6 +8,10 @@ grid, a few sweeps, only strict gains kept) that maximises macro-F1 on ``--split
 ``val``: never the test split), adds the offsets to the classifier's bias (no inference
 cost, nothing changes in the exported graph's shape) and writes a new checkpoint that records
 them under ``calibration``, with the split's macro-F1 before and after.
+
+``--offsets-from CALIBRATED.pt`` applies the offsets another calibrated checkpoint recorded
+instead of fitting new ones: for a refit that trained on the validation person
+(``models.train --regroup``), whose own validation score would no longer mean anything.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from torch import nn
 from contract.labels import LABELS
 from models.checkpoint import model_from_checkpoint, save_checkpoint
 from models.data import load_images, load_manifest, normalise
-from models.errors import CheckpointError
+from models.errors import CheckpointError, ModelsError
 from models.export import input_spec
 from models.metrics import macro_f1
 from models.settings import ModelsSettings
@@ -74,15 +78,34 @@ def fit_offsets(logits: np.ndarray, labels: np.ndarray, sweeps: int = 3) -> np.n
     return offsets
 
 
-def calibrate(ckpt_path: Path, out: Path, data_dir: Path, split: str = "val") -> dict[str, Any]:
-    """Fit offsets on ``split``, fold them into the head bias and write ``out``."""
+def transferred_offsets(path: Path) -> np.ndarray:
+    """The offsets a calibrated checkpoint recorded (for a refit that has no validation
+    person left to fit its own on)."""
+    _, payload = model_from_checkpoint(path)
+    if "calibration" not in payload:
+        raise CheckpointError(f"checkpoint {path} is not calibrated: it has no offsets to give")
+    recorded = payload["calibration"]["logit_offsets"]
+    return np.array([recorded[label] for label in LABELS], dtype=np.float64)
+
+
+def calibrate(
+    ckpt_path: Path,
+    out: Path,
+    data_dir: Path,
+    split: str = "val",
+    offsets_from: Path | None = None,
+) -> dict[str, Any]:
+    """Fit offsets on ``split`` (or take ``offsets_from``'s), fold them into the head bias and
+    write ``out``."""
     if split == "test":
         raise CheckpointError("calibrating on the test split would tune on it: use val")
     model, payload = model_from_checkpoint(ckpt_path)
     if "calibration" in payload:
         raise CheckpointError(f"checkpoint {ckpt_path} is already calibrated")
     logits, labels = logits_of(model, data_dir, split)
-    offsets = fit_offsets(logits, labels)
+    offsets = (
+        fit_offsets(logits, labels) if offsets_from is None else transferred_offsets(offsets_from)
+    )
     head = classifier(model)
     with torch.no_grad():
         head.bias.add_(torch.from_numpy(offsets).to(head.bias))
@@ -94,6 +117,8 @@ def calibrate(ckpt_path: Path, out: Path, data_dir: Path, split: str = "val") ->
         "macro_f1_after": macro_f1(labels, (logits + offsets).argmax(1)),
         "source_checkpoint": str(ckpt_path),
     }
+    if offsets_from is not None:
+        record["offsets_from"] = str(offsets_from)
     payload.pop("optimizer", None)  # a deployable checkpoint, not a resumable one
     payload |= {"model": model.state_dict(), "calibration": record}
     save_checkpoint(out, payload)
@@ -108,9 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="default: calibrated.pt beside the checkpoint")
     p.add_argument("--data", type=Path, default=ModelsSettings().learning_emotions_dir)
     p.add_argument("--split", default="val")
+    p.add_argument(
+        "--offsets-from",
+        type=Path,
+        help="a calibrated checkpoint whose offsets to apply instead of fitting new ones",
+    )
     args = p.parse_args(argv)
     out = args.out or args.checkpoint.with_name("calibrated.pt")
-    record = calibrate(args.checkpoint, out, args.data, args.split)
+    try:
+        record = calibrate(args.checkpoint, out, args.data, args.split, args.offsets_from)
+    except ModelsError as exc:
+        logger.error("%s", exc)
+        return 2
     logger.info("wrote %s: %s", out, json.dumps(record))
     return 0
 

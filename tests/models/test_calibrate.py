@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.calibrate import calibrate, classifier, fit_offsets
+from models.calibrate import calibrate, classifier, fit_offsets, main
 from models.checkpoint import load_checkpoint, model_from_checkpoint
 from models.errors import CheckpointError
 from models.metrics import macro_f1
@@ -55,3 +55,24 @@ def test_calibration_refuses_the_test_split_and_a_second_pass(
     assert load_checkpoint(tmp_path / "c.pt")["calibration"]
     with pytest.raises(CheckpointError, match="already calibrated"):
         calibrate(tmp_path / "c.pt", tmp_path / "c2.pt", tiny_data, "val")
+
+
+@pytest.mark.slow
+def test_offsets_can_be_transferred_from_another_calibrated_checkpoint(
+    tiny_run: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    fitted = calibrate(tiny_run / "best.pt", tmp_path / "fitted.pt", tiny_data, "val")
+    moved = calibrate(
+        tiny_run / "last.pt", tmp_path / "moved.pt", tiny_data, "val", tmp_path / "fitted.pt"
+    )
+    assert moved["logit_offsets"] == fitted["logit_offsets"]
+    assert moved["offsets_from"] == str(tmp_path / "fitted.pt")
+    before, _ = model_from_checkpoint(tiny_run / "last.pt")
+    after, _ = model_from_checkpoint(tmp_path / "moved.pt")
+    delta = (classifier(after).bias - classifier(before).bias).detach().numpy()
+    assert np.allclose(delta, list(fitted["logit_offsets"].values()), atol=1e-4)
+    with pytest.raises(CheckpointError, match=r"best\.pt is not calibrated"):
+        calibrate(tiny_run / "last.pt", tmp_path / "x.pt", tiny_data, "val", tiny_run / "best.pt")
+    argv = ["--checkpoint", str(tiny_run / "last.pt"), "--offsets-from", str(tmp_path / "nope.pt")]
+    assert main([*argv, "--data", str(tiny_data), "--out", str(tmp_path / "y.pt")]) == 2
+    assert not (tmp_path / "y.pt").exists()
