@@ -89,6 +89,7 @@ class TrainConfig:
     # exported): keeps the features tied to thousands of FER2013 faces' expressions
     fer_aux: float = 0.0
     synthetic: str = ""  # a manifest folder (e.g. DDPM samples) joining the train split only
+    photo_norm: bool = False  # fusion: standardise each image's brightness/contrast in-graph
     regroup: str = ""  # move subjects between train and val, e.g. "xhy1:train" (data.regroup)
 
 
@@ -350,6 +351,8 @@ def _init_model(cfg: TrainConfig, out: Path) -> nn.Module:
     if init.suffix == ".onnx":
         init = recover(init, out / "init.pt")
     model = model_from_checkpoint(init)[0].train()
+    if cfg.photo_norm and isinstance(model, LearningEmotionNet):  # no weights: a switch
+        model.cfg = replace(model.cfg, photo_norm=True)
     size = int(model_args_of(model)["img_size"])
     if size != cfg.img_size:
         raise ConfigError(f"--init {cfg.init} is a {size} px model: pass --img-size {size}")
@@ -397,7 +400,12 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     else:
         kwargs: dict[str, Any] = {"img_size": cfg.img_size}
         if not cfg.arch.startswith("baseline:"):
-            kwargs |= {"fusion": cfg.fusion, "sun": sun, "stem": cfg.stem}
+            kwargs |= {
+                "fusion": cfg.fusion,
+                "sun": sun,
+                "stem": cfg.stem,
+                "photo_norm": cfg.photo_norm,
+            }
             if cfg.window_size > 0:
                 kwargs["window_size"] = cfg.window_size
         model = create_model(cfg.arch, **kwargs)
@@ -430,12 +438,8 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
 
 
 def split_report(cfg: TrainConfig, best: Path, settings: ModelsSettings) -> dict[str, Any]:
-    """Score ``best`` on ``cfg.report_split`` with PyTorch (no export): the evaluation report
-    (``models.metrics.report``) written beside it as ``best.<split>.json``.
-
-    For sweeps on a lent GPU, where exporting every run can take longer than the lease; the
-    exported ONNX (``models.evaluate``) stays the reference, and matches PyTorch to 1e-4.
-    """
+    """Score ``best`` on ``cfg.report_split`` with PyTorch, no export (GPU sweeps, where
+    exporting every run outlasts the lease): ``models.metrics.report`` -> best.<split>.json."""
     rows = load_manifest(_data_dir(cfg, settings), cfg.report_split)
     model = model_from_checkpoint(best)[0].to(_device())
     mean, std = _norm(model)
@@ -450,11 +454,9 @@ def split_report(cfg: TrainConfig, best: Path, settings: ModelsSettings) -> dict
 
 
 def _yes_no(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected yes/no, got {text!r}")
+    if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise argparse.ArgumentTypeError(f"expected yes/no, got {text!r}")
+    return text.lower() in ("1", "true", "yes", "on")
 
 
 def _parse(argv: list[str] | None) -> tuple[TrainConfig, Path, Path | None]:

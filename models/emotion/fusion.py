@@ -45,6 +45,9 @@ FusionMode = Literal["gate", "sum", "none"]
 StemKind = Literal["patch", "conv"]
 GREY_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 GREY_STD: tuple[float, float, float] = (0.25, 0.25, 0.25)
+# grey mean and standard deviation of the shared training crops (64 px), the target of
+# ``photo_norm``
+PHOTO_MEAN, PHOTO_STD = 0.42, 0.21
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class FusionConfig:
     sun: dict[str, Any] = field(default_factory=lambda: SunParams().to_dict())
     grey_saliency: bool = True  # input is greyscale: saliency filters intensity only
     stem: StemKind = "patch"  # "conv": Xiao et al. 2021 convolutional stem in both branches
+    # standardise each image's brightness and contrast in the graph, before both branches
+    # (the joy sources are brighter than the webcam ones: a shortcut; see the model card)
+    photo_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.fusion not in ("gate", "sum", "none"):
@@ -211,8 +217,18 @@ class LearningEmotionNet(nn.Module):
         sal = self.saliency or SunSaliency(SunParams.from_dict(self.cfg.sun), x.shape[-1]).to(x)
         return sal(x * self.std + self.mean)  # un-normalise to RGB in [0, 1]
 
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        """Each normalised image (B, 3, H, W) moved to grey mean PHOTO_MEAN and standard
+        deviation PHOTO_STD over its pixels, clipped to the [0, 1] pixel range."""
+        mu = x.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+        sd = ((x - mu) ** 2).mean(dim=(1, 2, 3), keepdim=True).sqrt()  # (B, 1, 1, 1)
+        pix = (x - mu) / (sd + 1e-2) * PHOTO_STD + PHOTO_MEAN  # pixel units
+        return (pix.clamp(0.0, 1.0) - self.mean) / self.std  # (B, 3, H, W), normalised again
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Fused stage-4 features (B, H/32, W/32, C4) in NHWC."""
+        if self.cfg.photo_norm:
+            x = self.standardise(x)
         gb = self.global_branch
         g = gb.patch_embed(x)  # (B, H/4, W/4, C) NHWC
         if self.local_branch is None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import timm
 import torch
 
 from contract.labels import LABELS
 from models.checkpoint import build_model, model_args_of
+from models.data import load_images, load_manifest, normalise
 from models.emotion import BaselineNet, create_model
 from models.emotion.fusion import (
     ConvStem,
@@ -100,3 +103,23 @@ def test_unknown_architectures_and_bad_configs_are_rejected():
         FusionConfig(stem="hybrid")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="multiple of 32"):
         FusionConfig(img_size=100)
+
+
+def test_photo_norm_makes_the_model_blind_to_brightness_and_contrast(data_dir):
+    rows = load_manifest(data_dir / "learning-emotions", "val")[::97][:8]  # real crops
+    pix = load_images(rows, 64).astype("float32") / 255.0  # (8, 64, 64, 3) in [0, 1]
+    torch.manual_seed(0)
+    model = create_fusion_model("learning_emotion_small", img_size=64, window_size=4).eval()
+    darker = pix * 0.7 + 0.05  # a dimmer, flatter camera: stays inside [0, 1]
+
+    def logits(images, on):
+        model.cfg = replace(model.cfg, photo_norm=on)
+        x = torch.from_numpy(
+            normalise((images * 255).round().astype("uint8"), (0.5,) * 3, (0.25,) * 3, grey=True)
+        )
+        with torch.no_grad():
+            return model(x)
+
+    assert not torch.allclose(logits(pix, False), logits(darker, False), atol=1e-3)
+    assert torch.allclose(logits(pix, True), logits(darker, True), atol=2e-2)
+    assert model_args_of(model)["photo_norm"] is True  # travels in checkpoints and sidecars

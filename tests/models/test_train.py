@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from contract.labels import LABELS
+from contract.sidecar import ModelSidecar, sidecar_path_for
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from models.data import (
     FER_CLASSES,
@@ -20,6 +21,7 @@ from models.data import (
     regroup,
 )
 from models.errors import CheckpointError, ConfigError
+from models.export import export
 from models.train import train
 from tests.models.conftest import TINY_CFG
 
@@ -172,3 +174,15 @@ def test_regroup_refuses_to_empty_a_split_and_travels_with_the_run(tiny_run, tin
     cfg = replace(TINY_CFG, data_dir=str(tiny_data), init=str(tiny_run / "best.pt"))
     train(replace(cfg, regroup="xhy1:train"), tmp_path)
     assert load_checkpoint(tmp_path / "last.pt")["train_config"]["regroup"] == "xhy1:train"
+
+
+@pytest.mark.slow
+def test_photo_norm_switched_on_over_an_init_exports_with_parity(tiny_run, tiny_data, tmp_path):
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), init=str(tiny_run / "best.pt"))
+    train(replace(cfg, photo_norm=True), tmp_path)
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["model_args"]["photo_norm"] is True
+    assert load_checkpoint(tiny_run / "best.pt")["model_args"].get("photo_norm", False) is False
+    export(tmp_path / "last.pt", tmp_path / "m.onnx", n_parity=4)  # ORT must match torch
+    sidecar = ModelSidecar.load(sidecar_path_for(tmp_path / "m.onnx"))
+    assert sidecar.model["photo_norm"] is True
