@@ -83,7 +83,8 @@ def jpeg(quality: int) -> Callable[[Image], Image]:
         ok, buf = cv2.imencode(".jpg", im[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise ModelsError(f"JPEG encoding at quality {quality} failed")
-        return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+        decoded: Image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        return np.ascontiguousarray(decoded[:, :, ::-1])
 
     return apply
 
@@ -132,7 +133,12 @@ def robustness(
         logger.info(
             "%-18s macro-F1 %.4f agreement %.3f", name, rep["macro_f1"], results[name]["agreement"]
         )
-    doc = {"onnx": str(onnx_path), "data": str(data_dir), "split": split, "n": len(rows)}
+    doc: dict[str, Any] = {
+        "onnx": str(onnx_path),
+        "data": str(data_dir),
+        "split": split,
+        "n": len(rows),
+    }
     doc |= {"native_size": native, "conditions": results}
     write_text_atomic(out, json.dumps(doc, indent=2) + "\n")
     return doc
