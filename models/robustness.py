@@ -83,7 +83,9 @@ def jpeg(quality: int) -> Callable[[Image], Image]:
         ok, buf = cv2.imencode(".jpg", im[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise ModelsError(f"JPEG encoding at quality {quality} failed")
-        decoded: Image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if decoded is None:
+            raise ModelsError(f"JPEG decoding at quality {quality} failed")
         return np.ascontiguousarray(decoded[:, :, ::-1])
 
     return apply
