@@ -207,20 +207,54 @@ def erase(
     return out
 
 
+def photometric(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    *,
+    p: float,
+    norm: tuple[float, float],
+    exposure: tuple[float, float] = (0.6, 1.5),
+    gamma: tuple[float, float] = (0.6, 1.6),
+) -> torch.Tensor:
+    """Camera exposure and tone, in pixel space with the sensor's clipping: each normalised
+    image (B, 3, H, W; ``norm`` = its (mean, std)), with probability ``p``, becomes
+    clip(pixel * e, 0, 1) ** g, e and g log-uniform in ``exposure`` and ``gamma``. Unlike the
+    brightness/contrast jitter of ``augment``, saturation and gamma are not undone by a
+    per-image standardisation (``photo_norm``): the model has to learn to ignore them."""
+    b = x.shape[0]
+    mean, std = norm
+
+    def log_uniform(lo: float, hi: float) -> torch.Tensor:
+        u = torch.rand(b, 1, 1, 1, generator=gen)
+        return torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)  # (B, 1, 1, 1)
+
+    e, g = log_uniform(*exposure), log_uniform(*gamma)
+    pick = (torch.rand(b, generator=gen) < p).view(b, 1, 1, 1)
+    pix = (x * std + mean).clamp(0.0, 1.0)
+    changed = ((pix * e).clamp(0.0, 1.0) ** g - mean) / std  # (B, 3, H, W)
+    return torch.where(pick, changed, x)
+
+
 def augment(
     x: torch.Tensor,
     gen: torch.Generator,
+    *,
     max_shift: int = 8,
     degrade_p: float = 0.0,
     erase_p: float = 0.0,
+    photometric_p: float = 0.0,
+    norm: tuple[float, float] = (0.5, 0.25),
 ) -> torch.Tensor:
     """Train-time augmentation on a normalised batch (B, 3, H, W): flip, shift-crop, brightness.
 
     Shift-crop = reflect-pad by ``max_shift`` then a random crop back to (H, W) per image;
     brightness/contrast jitter is applied in normalised units (same for all 3 channels);
-    with ``degrade_p`` > 0, resolution jitter first (``degrade``); with ``erase_p`` > 0,
-    random erasing last (``erase``).
+    with ``photometric_p`` > 0, camera exposure/gamma first (``photometric``, ``norm`` =
+    the batch's (mean, std)); with ``degrade_p`` > 0, resolution jitter next (``degrade``);
+    with ``erase_p`` > 0, random erasing last (``erase``).
     """
+    if photometric_p > 0:
+        x = photometric(x, gen, p=photometric_p, norm=norm)
     if degrade_p > 0:
         x = degrade(x, gen, degrade_p)
     b, _, h, w = x.shape
@@ -313,3 +347,31 @@ def regroup(rows: dict[str, list[ManifestRow]], spec: str) -> dict[str, list[Man
             raise ConfigError(f"--regroup {spec!r} leaves the {split} split empty")
     logger.info("regrouped %s: %s", spec, {s: len(v) for s, v in out.items()})
     return out
+
+
+class Batches:
+    """Grey uint8 images (N, H, W) + labels -> normalised (B, 3, H, W) batches, shuffled."""
+
+    def __init__(self, grey: np.ndarray, labels: np.ndarray, mean: float, std: float) -> None:
+        self.x = torch.from_numpy(grey)  # (N, H, W) uint8
+        self.y = torch.from_numpy(labels.astype(np.int64))
+        self.mean, self.std = mean, std
+        self.order = torch.empty(0, dtype=torch.long)
+        self.pos = 0
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def prep(self, idx: torch.Tensor) -> torch.Tensor:
+        """Normalised (B, 3, H, W) for the given indices."""
+        x = self.x[idx].float().div_(255.0).sub_(self.mean).div_(self.std)  # (B, H, W)
+        return x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()  # (B, 3, H, W)
+
+    def next(self, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch (reshuffled each pass)."""
+        if self.pos + size > len(self.order):
+            self.order = torch.randperm(len(self.y), generator=gen)
+            self.pos = 0
+        idx = self.order[self.pos : self.pos + size]
+        self.pos += size
+        return self.prep(idx), self.y[idx]

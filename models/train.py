@@ -33,6 +33,7 @@ from models.checkpoint import (
     save_checkpoint,
 )
 from models.data import (
+    Batches,
     ManifestRow,
     augment,
     fer_extras,
@@ -81,6 +82,7 @@ class TrainConfig:
     init: str = ""  # start from this checkpoint's or ONNX model's weights (no pre-training)
     degrade: float = 0.0  # probability of resolution jitter per training image
     erase: float = 0.0  # probability of random erasing per training image
+    photometric: float = 0.0  # probability of a camera exposure/gamma change per image
     report_split: str = ""  # after training, score best.pt on it (PyTorch): best.<split>.json
     # FER2013 training faces as fine-tuning extras, e.g. "neutral:focus,angry:confusion"
     fer_extra: str = ""
@@ -120,34 +122,6 @@ class Phase:
     since_best: int = 0
     lr_scale: float = 1.0
     done: bool = False
-
-
-class Batches:
-    """Grey uint8 images (N, H, W) + labels -> normalised (B, 3, H, W) batches, shuffled."""
-
-    def __init__(self, grey: np.ndarray, labels: np.ndarray, mean: float, std: float) -> None:
-        self.x = torch.from_numpy(grey)  # (N, H, W) uint8
-        self.y = torch.from_numpy(labels.astype(np.int64))
-        self.mean, self.std = mean, std
-        self.order = torch.empty(0, dtype=torch.long)
-        self.pos = 0
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def prep(self, idx: torch.Tensor) -> torch.Tensor:
-        """Normalised (B, 3, H, W) for the given indices."""
-        x = self.x[idx].float().div_(255.0).sub_(self.mean).div_(self.std)  # (B, H, W)
-        return x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()  # (B, 3, H, W)
-
-    def next(self, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random batch (reshuffled each pass)."""
-        if self.pos + size > len(self.order):
-            self.order = torch.randperm(len(self.y), generator=gen)
-            self.pos = 0
-        idx = self.order[self.pos : self.pos + size]
-        self.pos += size
-        return self.prep(idx), self.y[idx]
 
 
 def _grey(rgb: np.ndarray) -> np.ndarray:
@@ -288,7 +262,15 @@ class Trainer:
 
     def _batch(self, data: Batches) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = data.next(self.cfg.batch_size, self.gen)
-        x = augment(x, self.gen, degrade_p=self.cfg.degrade, erase_p=self.cfg.erase)
+        c = self.cfg
+        x = augment(
+            x,
+            self.gen,
+            degrade_p=c.degrade,
+            erase_p=c.erase,
+            photometric_p=c.photometric,
+            norm=(data.mean, data.std),
+        )
         return x.to(_device()), y.to(_device())
 
     def _loss(self, train: Batches, loss_fn: nn.Module, aux: bool) -> torch.Tensor:

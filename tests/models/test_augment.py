@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from models.data import augment, degrade, erase, load_images, load_manifest, normalise
+from models.data import (
+    augment,
+    degrade,
+    erase,
+    load_images,
+    load_manifest,
+    normalise,
+    photometric,
+)
 
 
 def _crops(tiny_data: Path) -> torch.Tensor:
@@ -53,3 +61,20 @@ def test_random_erasing_replaces_one_rectangle_per_picked_image(tiny_data: Path)
         box = (int(rows.max() - rows.min()) + 1) * (int(cols.max() - cols.min()) + 1)
         assert box == pytest.approx(int(mask.sum()), rel=0.05)  # one filled rectangle
         assert 0.07 * 64 * 64 <= box <= 0.25 * 64 * 64  # the asked area, rounding allowed
+
+
+def test_photometric_changes_exposure_and_tone_with_the_sensor_clipping(tiny_data: Path) -> None:
+    x = _crops(tiny_data)  # normalised with mean 0.5, std 0.25: pixels in [-2, 2]
+    norm = (0.5, 0.25)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(photometric(x, gen, p=0.0, norm=norm), x)
+    over = photometric(x, gen, p=1.0, norm=norm, exposure=(1.5, 1.5), gamma=(1.0, 1.0))
+    assert over.mean() > x.mean() and over.max() <= 2.0 + 1e-6  # brighter, clipped at white
+    assert (over >= 2.0 - 1e-6).float().mean() > (x >= 2.0 - 1e-6).float().mean()
+    dark = photometric(x, gen, p=1.0, norm=norm, exposure=(1.0, 1.0), gamma=(1.6, 1.6))
+    assert dark.mean() < x.mean() and dark.min() >= -2.0 - 1e-6  # gamma > 1 darkens mid-tones
+    mixed = photometric(x, torch.Generator().manual_seed(1), p=0.5, norm=norm)
+    changed = [not torch.equal(a, b) for a, b in zip(mixed, x, strict=True)]
+    assert 0 < sum(changed) < len(changed)  # only the picked images
+    again = photometric(x, torch.Generator().manual_seed(1), p=0.5, norm=norm)
+    assert torch.equal(mixed, again)

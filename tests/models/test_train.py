@@ -179,9 +179,9 @@ def test_regroup_refuses_to_empty_a_split_and_travels_with_the_run(tiny_run, tin
 @pytest.mark.slow
 def test_photo_norm_switched_on_over_an_init_exports_with_parity(tiny_run, tiny_data, tmp_path):
     cfg = replace(TINY_CFG, data_dir=str(tiny_data), init=str(tiny_run / "best.pt"))
-    train(replace(cfg, photo_norm=True), tmp_path)
+    train(replace(cfg, photo_norm=True, photometric=0.5), tmp_path)
     last = load_checkpoint(tmp_path / "last.pt")
-    assert last["model_args"]["photo_norm"] is True
+    assert last["model_args"]["photo_norm"] is True and last["train_config"]["photometric"] == 0.5
     assert load_checkpoint(tiny_run / "best.pt")["model_args"].get("photo_norm", False) is False
     export(tmp_path / "last.pt", tmp_path / "m.onnx", n_parity=4)  # ORT must match torch
     sidecar = ModelSidecar.load(sidecar_path_for(tmp_path / "m.onnx"))
