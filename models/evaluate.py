@@ -118,14 +118,19 @@ def evaluate(onnx_path: Path, data_dir: Path, split: str | None, out: Path) -> d
     return rep
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; bad input -> one clear line on stderr and exit code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    p = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__)
+def add_evaluation_args(p: argparse.ArgumentParser) -> None:
+    """The interface other tools rely on: ``--onnx PATH --data DIR [--split NAME] --out REPORT``."""
     p.add_argument("--onnx", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv")
     p.add_argument("--split", default=None)
     p.add_argument("--out", type=Path, required=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; bad input -> one clear line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    p = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__)
+    add_evaluation_args(p)
     args = p.parse_args(argv)
     try:
         evaluate(args.onnx, args.data, args.split, args.out)

@@ -27,7 +27,7 @@ import numpy as np
 
 from models.data import load_images, load_manifest
 from models.errors import ModelsError
-from models.evaluate import open_model, predict
+from models.evaluate import add_evaluation_args, open_model, predict
 from models.files import write_text_atomic
 from models.metrics import report
 
@@ -150,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; bad input -> one clear line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m models.robustness", description=__doc__)
-    p.add_argument("--onnx", type=Path, required=True)
-    p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv")
-    p.add_argument("--split", default=None)
-    p.add_argument("--out", type=Path, required=True)
+    add_evaluation_args(p)
     p.add_argument("--native", type=int, default=160, help="side the changes are applied at")
     args = p.parse_args(argv)
     try:
