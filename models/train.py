@@ -333,7 +333,9 @@ def _init_model(cfg: TrainConfig, out: Path) -> nn.Module:
     if init.suffix == ".onnx":
         init = recover(init, out / "init.pt")
     model = model_from_checkpoint(init)[0].train()
-    if cfg.photo_norm and isinstance(model, LearningEmotionNet):  # no weights: a switch
+    if cfg.photo_norm:  # no weights: a switch
+        if not isinstance(model, LearningEmotionNet):
+            raise ConfigError(f"--photo-norm needs a fusion model; --init {cfg.init} is not one")
         model.cfg = replace(model.cfg, photo_norm=True)
     size = int(model_args_of(model)["img_size"])
     if size != cfg.img_size:
@@ -369,6 +371,8 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
 def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     """Run (or resume) a full training run; returns the best checkpoint path."""
     settings = ModelsSettings()
+    if cfg.photo_norm and cfg.arch.startswith("baseline:"):
+        raise ConfigError(f"--photo-norm needs a fusion model, not {cfg.arch!r}")
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     ckpt = load_checkpoint(resume) if resume else None

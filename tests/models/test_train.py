@@ -132,6 +132,12 @@ def test_fer_aux_is_refused_for_baselines(tiny_data, tiny_fer, tmp_path):
         train(cfg, tmp_path / "run")
 
 
+def test_photo_norm_is_refused_for_baselines(tiny_data, tmp_path):
+    cfg = replace(TINY_CFG, arch="baseline:resnet18", data_dir=str(tiny_data), photo_norm=True)
+    with pytest.raises(ConfigError, match="--photo-norm needs a fusion model"):
+        train(cfg, tmp_path / "run")
+
+
 def _tiny_splits(tiny_data):
     return {s: load_manifest(tiny_data, s) for s in ("train", "val")}
 
