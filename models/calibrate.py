@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from contract.labels import LABELS
-from models.checkpoint import model_from_checkpoint, save_checkpoint
+from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from models.data import load_images, load_manifest, normalise
 from models.errors import CheckpointError, ModelsError
 from models.export import input_spec
@@ -50,14 +50,24 @@ def classifier(model: nn.Module) -> nn.Linear:
     return head
 
 
-def logits_of(model: nn.Module, data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(logits (N, 6), labels (N,)) of the model on ``split`` of ``data_dir``."""
+def split_inputs(model: nn.Module, data_dir: Path, split: str) -> tuple[torch.Tensor, np.ndarray]:
+    """(model inputs (N, 3, S, S), labels (N,)) of ``split`` of ``data_dir``, as ``model`` wants."""
     size, mean, std = input_spec(model)
     rows = load_manifest(data_dir, split)
     x = torch.from_numpy(normalise(load_images(rows, size), mean, std, grey=True))
+    return x, np.array([r.label for r in rows])
+
+
+def batch_logits(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Logits (N, 6) of ``model`` on inputs ``x``, in batches of 128."""
     with torch.no_grad():
-        logits = torch.cat([model(b) for b in x.split(128)]).numpy()
-    return logits, np.array([r.label for r in rows])
+        return torch.cat([model(b) for b in x.split(128)]).numpy()
+
+
+def logits_of(model: nn.Module, data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N, 6), labels (N,)) of the model on ``split`` of ``data_dir``."""
+    x, labels = split_inputs(model, data_dir, split)
+    return batch_logits(model, x), labels
 
 
 def fit_offsets(logits: np.ndarray, labels: np.ndarray, sweeps: int = 3) -> np.ndarray:
@@ -81,7 +91,7 @@ def fit_offsets(logits: np.ndarray, labels: np.ndarray, sweeps: int = 3) -> np.n
 def transferred_offsets(path: Path) -> np.ndarray:
     """The offsets a calibrated checkpoint recorded (for a refit that has no validation
     person left to fit its own on)."""
-    _, payload = model_from_checkpoint(path)
+    payload = load_checkpoint(path)
     if "calibration" not in payload:
         raise CheckpointError(f"checkpoint {path} is not calibrated: it has no offsets to give")
     recorded = payload["calibration"]["logit_offsets"]

@@ -24,15 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from models.calibrate import logits_of
-from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from models.calibrate import batch_logits, split_inputs
+from models.checkpoint import build_model, load_checkpoint, save_checkpoint
 from models.errors import CheckpointError, ModelsError
 from models.metrics import macro_f1
 from models.settings import ModelsSettings
@@ -100,29 +100,34 @@ def load_ingredients(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[
     return payloads, states
 
 
-def _score(model: nn.Module, state: State, data_dir: Path, split: str) -> float:
-    model.load_state_dict(state)
-    logits, labels = logits_of(model.eval(), data_dir, split)
-    return macro_f1(labels, logits.argmax(1))
+def val_scorer(model: nn.Module, data_dir: Path, split: str) -> Callable[[State], float]:
+    """``score(state)``: macro-F1 on ``split`` of ``model`` with that state's weights (the
+    split's crops are read once, not at every trial)."""
+    x, labels = split_inputs(model, data_dir, split)
+
+    def score(state: State) -> float:
+        model.load_state_dict(state)
+        return macro_f1(labels, batch_logits(model.eval(), x).argmax(1))
+
+    return score
 
 
 def greedy_soup(
-    paths: Sequence[Path], states: Sequence[State], data_dir: Path, split: str
+    paths: Sequence[Path], states: Sequence[State], score: Callable[[State], float]
 ) -> tuple[list[int], dict[str, Any]]:
-    """Indices of the greedy soup's ingredients and a record of every score on ``split``."""
-    model, _ = model_from_checkpoint(paths[0])
-    alone = [_score(model, s, data_dir, split) for s in states]
+    """Indices of the greedy soup's ingredients and a record of every ``score``."""
+    alone = [score(s) for s in states]
     order = sorted(range(len(states)), key=lambda i: -alone[i])
     kept = [order[0]]
     best = alone[order[0]]
     trials = []
     for i in order[1:]:
-        score = _score(model, average_states([states[j] for j in [*kept, i]]), data_dir, split)
-        trials.append({"add": str(paths[i]), "macro_f1": score, "kept": score >= best})
-        logger.info("greedy soup: + %s -> %.4f (best %.4f)", paths[i], score, best)
-        if score >= best:
+        trial = score(average_states([states[j] for j in [*kept, i]]))
+        trials.append({"add": str(paths[i]), "macro_f1": trial, "kept": trial >= best})
+        logger.info("greedy soup: + %s -> %.4f (best %.4f)", paths[i], trial, best)
+        if trial >= best:
             kept.append(i)
-            best = score
+            best = trial
     record = {
         "alone": {str(p): a for p, a in zip(paths, alone, strict=True)},
         "trials": trials,
@@ -150,17 +155,17 @@ def make_soup(
     if weights is not None:
         weights = _checked_weights(weights, len(paths))
     payloads, states = load_ingredients(paths)
+    score = val_scorer(build_model(payloads[0]["arch"], payloads[0]["model_args"]), data_dir, split)
     record: dict[str, Any] = {"method": "greedy" if greedy else "uniform", "split": split}
     idx = list(range(len(paths)))
     if greedy:
-        idx, record["greedy"] = greedy_soup(paths, states, data_dir, split)
+        idx, record["greedy"] = greedy_soup(paths, states, score)
     record["ingredients"] = [str(paths[i]) for i in idx]
     record["weights"] = (
         [float(weights[i]) for i in idx] if weights is not None else [1.0] * len(idx)
     )
     soup = average_states([states[i] for i in idx], record["weights"])
-    model, _ = model_from_checkpoint(paths[0])
-    record["macro_f1"] = _score(model, soup, data_dir, split)
+    record["macro_f1"] = record["greedy"]["best"] if greedy else score(soup)
     base = payloads[idx[0]]
     payload: dict[str, Any] = {
         k: base[k] for k in ("arch", "model_args", "train_config") if k in base
