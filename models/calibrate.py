@@ -28,7 +28,13 @@ from torch import nn
 
 from contract.labels import LABELS
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from models.data import load_images, load_manifest, normalise
+from models.data import (
+    SHARED_CROP_SCALE,
+    check_framing,
+    load_images,
+    load_manifest,
+    normalise,
+)
 from models.errors import CheckpointError, ModelsError
 from models.export import input_spec
 from models.metrics import macro_f1
@@ -112,6 +118,7 @@ def calibrate(
     model, payload = model_from_checkpoint(ckpt_path)
     if "calibration" in payload:
         raise CheckpointError(f"checkpoint {ckpt_path} is already calibrated")
+    check_framing(data_dir, payload.get("crop_scale", SHARED_CROP_SCALE), f"checkpoint {ckpt_path}")
     logits, labels = logits_of(model, data_dir, split)
     offsets = (
         fit_offsets(logits, labels) if offsets_from is None else transferred_offsets(offsets_from)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import math
 import os
@@ -28,6 +29,34 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.csv"
 REQUIRED_COLUMNS = ("path", "label")
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+FRAMING = "framing.json"  # written by models.reframe
+SHARED_CROP_SCALE = 1.3  # the shared crops: square 1.3x the MTCNN box (data README)
+
+
+def crop_scale_of(data_dir: Path) -> float:
+    """Crop side / detected box side of ``data_dir``'s crops: its ``framing.json`` or 1.3."""
+    path = data_dir / FRAMING
+    if not path.is_file():
+        return SHARED_CROP_SCALE
+    try:
+        scale = float(json.loads(path.read_text())["crop_scale"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(
+            f"framing file {path} unreadable: {exc} (expected JSON with a number 'crop_scale')"
+        ) from exc
+    if not 0.5 <= scale <= 3.0:
+        raise DataError(f"framing file {path}: crop_scale {scale} outside [0.5, 3.0]")
+    return scale
+
+
+def check_framing(data_dir: Path, crop_scale: float, model: object) -> None:
+    """Refuse to score or fit ``model`` (made for ``crop_scale`` crops) on other-framed crops."""
+    have = crop_scale_of(data_dir)
+    if abs(have - crop_scale) > 1e-3:
+        raise DataError(
+            f"{model} expects crops of {crop_scale}x the face box but {data_dir} holds "
+            f"{have}x crops (see models.reframe): evaluate it on data framed as it was trained"
+        )
 
 
 @dataclass(frozen=True)
@@ -186,6 +215,27 @@ def degrade(
     return out
 
 
+def zoom(x: torch.Tensor, gen: torch.Generator, p: float, max_factor: float = 1.25) -> torch.Tensor:
+    """Face-size jitter: each image, with probability ``p``, is enlarged or shrunk about its
+    centre by a factor log-uniform in [1/max_factor, max_factor] (border pixels repeated), so
+    that how large the face is in its crop, which differs by source and by detector, stops
+    telling the classes apart (``models.reframe`` removes the difference between sources)."""
+    b = x.shape[0]
+    u = torch.rand(b, generator=gen) * 2.0 - 1.0
+    factor = torch.exp(u * math.log(max_factor))
+    pick = torch.nonzero(torch.rand(b, generator=gen) < p).flatten()
+    if len(pick) == 0:
+        return x
+    theta = torch.zeros(len(pick), 2, 3, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / factor[pick]  # factor > 1: narrower window
+    grid = torch.nn.functional.affine_grid(theta, [len(pick), *x.shape[1:]], align_corners=False)
+    out = x.clone()
+    out[pick] = torch.nn.functional.grid_sample(
+        x[pick], grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return out
+
+
 def erase(
     x: torch.Tensor, gen: torch.Generator, p: float, area: tuple[float, float] = (0.05, 0.3)
 ) -> torch.Tensor:
@@ -243,6 +293,7 @@ def augment(
     degrade_p: float = 0.0,
     erase_p: float = 0.0,
     photometric_p: float = 0.0,
+    zoom_p: float = 0.0,
     norm: tuple[float, float] = (0.5, 0.25),
 ) -> torch.Tensor:
     """Train-time augmentation on a normalised batch (B, 3, H, W): flip, shift-crop, brightness.
@@ -250,11 +301,14 @@ def augment(
     Shift-crop = reflect-pad by ``max_shift`` then a random crop back to (H, W) per image;
     brightness/contrast jitter is applied in normalised units (same for all 3 channels);
     with ``photometric_p`` > 0, camera exposure/gamma first (``photometric``, ``norm`` =
-    the batch's (mean, std)); with ``degrade_p`` > 0, resolution jitter next (``degrade``);
+    the batch's (mean, std)); with ``zoom_p`` > 0, face-size jitter (``zoom``); with
+    ``degrade_p`` > 0, resolution jitter next (``degrade``);
     with ``erase_p`` > 0, random erasing last (``erase``).
     """
     if photometric_p > 0:
         x = photometric(x, gen, p=photometric_p, norm=norm)
+    if zoom_p > 0:
+        x = zoom(x, gen, zoom_p)
     if degrade_p > 0:
         x = degrade(x, gen, degrade_p)
     b, _, h, w = x.shape

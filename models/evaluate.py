@@ -23,7 +23,7 @@ import onnxruntime as ort
 
 from contract.labels import LABELS
 from contract.sidecar import ModelSidecar, SidecarError, sidecar_path_for
-from models.data import load_images, load_manifest, normalise
+from models.data import check_framing, load_images, load_manifest, normalise
 from models.errors import ModelsError, SidecarMismatchError
 from models.files import write_text_atomic
 from models.metrics import report
@@ -104,6 +104,7 @@ def save_confusion_png(cm: list[list[int]], path: Path, title: str) -> None:
 def evaluate(onnx_path: Path, data_dir: Path, split: str | None, out: Path) -> dict[str, Any]:
     """Evaluate and write REPORT.json + REPORT.png; returns the report."""
     sess, sidecar = open_model(onnx_path)
+    check_framing(data_dir, sidecar.crop_scale, f"model {onnx_path}")
     rows = load_manifest(data_dir, split)
     rgb = load_images(rows, sidecar.input_size)
     pred = predict(sess, sidecar, rgb).argmax(axis=1)

@@ -27,7 +27,7 @@ from torch import nn
 from contract.labels import LABELS
 from contract.sidecar import ModelSidecar, SaliencySpec, sha256_file, sidecar_path_for
 from models.checkpoint import file_sha256, model_from_checkpoint
-from models.data import load_images, load_manifest, normalise
+from models.data import SHARED_CROP_SCALE, load_images, load_manifest, normalise
 from models.emotion import LearningEmotionNet
 from models.errors import DataError, ExportError
 from models.settings import ModelsSettings
@@ -164,6 +164,7 @@ def build_sidecar(
         labels=LABELS,
         saliency=sal,
         opset=OPSET,
+        crop_scale=float(ckpt.get("crop_scale", SHARED_CROP_SCALE)),
         model={"arch": ckpt["arch"], **ckpt["model_args"]},
     )
 

@@ -188,6 +188,7 @@ def recover(onnx_path: Path, out: Path, *, tol: float = 1e-4, n_parity: int = 32
             "model_args": model_args_of(model),
             "model": model.state_dict(),
             "num_classes": len(sidecar.labels),
+            "crop_scale": sidecar.crop_scale,
             "phase": "finetune",
             "recovered_from": {
                 "onnx": str(onnx_path),

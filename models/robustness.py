@@ -8,8 +8,12 @@ crops are brighter and blurrier than the webcam ones, see the data README) chang
 answers when only the camera changes. Each condition here is applied to the crops at their
 stored resolution (``--native``, as a camera would change them), then every crop is resized
 to the model's input exactly as ``models.evaluate`` does. Per condition the report gives
-macro-F1, accuracy, per-source macro-F1 and ``agreement``: the fraction of crops whose
-predicted class is the one predicted on the clean crops (1.0 = blind to that change).
+macro-F1, accuracy, per-source macro-F1, the share of crops given each label and
+``agreement``: the fraction of crops whose predicted class is the one predicted on the
+clean crops (1.0 = blind to that change). ``mean_macro_f1_camera`` averages the nine camera
+changes; ``mean_macro_f1_framing`` the two zooms, which change only how large the face is
+in its crop (a detector that boxes faces tighter or looser than the one the crops were cut
+with): a model that reads face size as a class fails them (``models.reframe``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.data import load_images, load_manifest
+from contract import LABELS
+from models.data import check_framing, load_images, load_manifest
 from models.errors import ModelsError
 from models.evaluate import add_evaluation_args, open_model, predict
 from models.files import write_text_atomic
@@ -91,6 +96,24 @@ def jpeg(quality: int) -> Callable[[Image], Image]:
     return apply
 
 
+def zoom(factor: float) -> Callable[[Image], Image]:
+    """The face ``factor`` times larger in the crop (a box that is tighter or looser than the
+    one the crops were cut from: another detector scale, another camera distance model).
+    Above 1 the central window is cut and enlarged; below 1 the border is repeated."""
+
+    def apply(im: Image) -> Image:
+        n = im.shape[0]
+        if factor >= 1.0:
+            w = round(n / factor)
+            o = (n - w) // 2
+            return cv2.resize(im[o : o + w, o : o + w], (n, n), interpolation=cv2.INTER_LINEAR)
+        pad = round((n / factor - n) / 2)
+        big = cv2.copyMakeBorder(im, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        return cv2.resize(big, (n, n), interpolation=cv2.INTER_AREA)
+
+    return apply
+
+
 CONDITIONS: dict[str, Callable[[Image], Image]] = {
     "clean": lambda im: im,
     "exposure x0.6": exposure(0.6),
@@ -102,7 +125,11 @@ CONDITIONS: dict[str, Callable[[Image], Image]] = {
     "resolution 24 px": low_resolution(24),
     "noise sigma 12": noise(12.0),
     "jpeg q 15": jpeg(15),
+    "zoom x1.2": zoom(1.2),
+    "zoom x0.85": zoom(0.85),
 }
+CAMERA = tuple(list(CONDITIONS)[1:10])  # the nine of the sixth session (exposure .. JPEG)
+FRAMING_CONDITIONS = ("zoom x1.2", "zoom x0.85")
 
 
 def to_input(images: np.ndarray, size: int) -> np.ndarray:
@@ -115,6 +142,7 @@ def robustness(
 ) -> dict[str, Any]:
     """Evaluate under every condition; write and return the report."""
     sess, sidecar = open_model(onnx_path)
+    check_framing(data_dir, sidecar.crop_scale, f"model {onnx_path}")
     rows = load_manifest(data_dir, split)
     y = np.array([r.label for r in rows])
     sources = [r.source for r in rows]
@@ -131,6 +159,8 @@ def robustness(
             "accuracy": rep["accuracy"],
             "agreement": float((pred == clean).mean()),
             "per_source_macro_f1": {s: v["macro_f1"] for s, v in rep["per_source"].items()},
+            # share of crops given each label: a change that turns faces into one class shows here
+            "predicted_share": {label: float((pred == i).mean()) for i, label in enumerate(LABELS)},
         }
         logger.info(
             "%-18s macro-F1 %.4f agreement %.3f", name, rep["macro_f1"], results[name]["agreement"]
@@ -141,7 +171,14 @@ def robustness(
         "split": split,
         "n": len(rows),
     }
-    doc |= {"native_size": native, "conditions": results}
+    doc |= {
+        "native_size": native,
+        "mean_macro_f1_camera": float(np.mean([results[c]["macro_f1"] for c in CAMERA])),
+        "mean_macro_f1_framing": float(
+            np.mean([results[c]["macro_f1"] for c in FRAMING_CONDITIONS])
+        ),
+        "conditions": results,
+    }
     write_text_atomic(out, json.dumps(doc, indent=2) + "\n")
     return doc
 

@@ -33,9 +33,11 @@ from models.checkpoint import (
     save_checkpoint,
 )
 from models.data import (
+    SHARED_CROP_SCALE,
     Batches,
     ManifestRow,
     augment,
+    crop_scale_of,
     fer_extras,
     load_extra_crops,
     load_fer2013,
@@ -83,6 +85,7 @@ class TrainConfig:
     degrade: float = 0.0  # probability of resolution jitter per training image
     erase: float = 0.0  # probability of random erasing per training image
     photometric: float = 0.0  # probability of a camera exposure/gamma change per image
+    zoom: float = 0.0  # probability of a face-size change (x0.8..1.25) per image
     report_split: str = ""  # after training, score best.pt on it (PyTorch): best.<split>.json
     # FER2013 training faces as fine-tuning extras, e.g. "neutral:focus,angry:confusion"
     fer_extra: str = ""
@@ -164,6 +167,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.aux_head: nn.Linear | None = None  # --fer-aux: FER2013 head while fine-tuning
         self.aux: Batches | None = None
+        self.crop_scale = SHARED_CROP_SCALE  # the data's framing, for the exported sidecar
         self.opt = self._optimizer()
 
     def add_aux(self, fer: Batches) -> None:
@@ -205,6 +209,7 @@ class Trainer:
             "history": self.history,
             "rng": self.gen.get_state(),
             "num_classes": self._num_classes(),
+            "crop_scale": self.crop_scale,
         }
 
     def _num_classes(self) -> int:
@@ -269,6 +274,7 @@ class Trainer:
             degrade_p=c.degrade,
             erase_p=c.erase,
             photometric_p=c.photometric,
+            zoom_p=c.zoom,
             norm=(data.mean, data.std),
         )
         return x.to(_device()), y.to(_device())
@@ -397,7 +403,13 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
         model = create_model(cfg.arch, **kwargs)
     mean, std = _norm(model)
     trainer = Trainer(cfg, out, model, sun)
+    trainer.crop_scale = crop_scale_of(_data_dir(cfg, settings))
     if ckpt is not None:
+        if ckpt.get("crop_scale", SHARED_CROP_SCALE) != trainer.crop_scale:
+            raise ConfigError(
+                f"--resume {resume} was trained on crops framed at {ckpt.get('crop_scale', 1.3)}x "
+                f"the face box; {_data_dir(cfg, settings)} holds {trainer.crop_scale}x crops"
+            )
         trainer.resume(ckpt)
     elif cfg.init and trainer._num_classes() == len(LABELS):
         trainer.phases["finetune"] = Phase("finetune")  # keep the initial head

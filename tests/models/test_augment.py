@@ -16,6 +16,7 @@ from models.data import (
     load_manifest,
     normalise,
     photometric,
+    zoom,
 )
 
 
@@ -47,6 +48,23 @@ def test_augment_keeps_shape_and_is_seeded(tiny_data: Path) -> None:
     b = augment(x, torch.Generator().manual_seed(1), degrade_p=0.5)
     assert a.shape == x.shape and torch.equal(a, b)
     assert not torch.equal(a, augment(x, torch.Generator().manual_seed(2), degrade_p=0.5))
+
+
+def test_zoom_scales_the_face_about_the_centre_within_its_range(tiny_data: Path) -> None:
+    x = _crops(tiny_data)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(zoom(x, gen, p=0.0), x)
+    out = zoom(x, gen, p=1.0)
+    assert out.shape == x.shape and torch.equal(out[:, 0], out[:, 2])  # still grey
+    assert out.min() >= x.min() - 1e-5 and out.max() <= x.max() + 1e-5  # no new values
+    assert np.mean([not torch.allclose(a, b, atol=1e-3) for a, b in zip(out, x, strict=True)]) > 0.9
+    # a bright 16 px square in the middle: its area changes by the factor squared, 0.8..1.25
+    sq = torch.full((64, 3, 64, 64), -1.0)
+    sq[:, :, 24:40, 24:40] = 1.0
+    areas = (zoom(sq, gen, p=1.0)[:, 0] > 0).sum(dim=(1, 2)).float() / 256.0
+    assert areas.min() >= 0.8**2 * 0.85 and areas.max() <= 1.25**2 * 1.15
+    assert areas.min() < 0.85 and areas.max() > 1.2  # both ways
+    assert bool((zoom(sq, gen, p=1.0)[:, :, 31:33, 31:33] == 1.0).all())  # centre stays
 
 
 def test_random_erasing_replaces_one_rectangle_per_picked_image(tiny_data: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from models.data import load_images, load_manifest
 from models.evaluate import evaluate
-from models.robustness import CONDITIONS, main, robustness
+from models.robustness import CAMERA, CONDITIONS, FRAMING_CONDITIONS, main, robustness
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "weights" / "learning_emotion.onnx"
 
@@ -33,6 +33,16 @@ def test_each_condition_changes_what_it_says(tiny_data: Path) -> None:
         changed = [_sharpness(CONDITIONS[name](im)) for im in crops]
         assert np.mean(changed) < 0.5 * np.mean([_sharpness(im) for im in crops]), name
     assert np.array_equal(np.stack([CONDITIONS["clean"](im) for im in crops]), crops)
+    # zooms change only the face's size in the crop: x1.2 is the enlarged central window,
+    # x0.85 keeps the whole crop, shrunk, inside a repeated border
+    im = crops[0]
+    w = round(160 / 1.2)
+    o = (160 - w) // 2
+    centre = cv2.resize(im[o : o + w, o : o + w], (160, 160), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(CONDITIONS["zoom x1.2"](im), centre)
+    small = CONDITIONS["zoom x0.85"](im)
+    inner = cv2.resize(im, (136, 136), interpolation=cv2.INTER_AREA).astype(float)
+    assert np.abs(small[12:148, 12:148].astype(float) - inner).mean() < 4.0
 
 
 @pytest.mark.slow
@@ -49,6 +59,13 @@ def test_report_of_the_shipped_model_starts_from_the_plain_evaluation(
         assert 0.0 <= res["macro_f1"] <= 1.0 and 0.0 <= res["agreement"] <= 1.0, name
         assert set(res["per_source_macro_f1"]) == set(plain["per_source"]), name
     assert json.loads((tmp_path / "rob.json").read_text()) == doc
+    for name, res in doc["conditions"].items():
+        assert sum(res["predicted_share"].values()) == pytest.approx(1.0), name
+    camera = [doc["conditions"][c]["macro_f1"] for c in CAMERA]
+    assert len(camera) == 9 and doc["mean_macro_f1_camera"] == pytest.approx(np.mean(camera))
+    assert doc["mean_macro_f1_framing"] == pytest.approx(
+        np.mean([doc["conditions"][c]["macro_f1"] for c in FRAMING_CONDITIONS])
+    )
 
 
 def test_missing_model_is_one_clear_error(
