@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from models.data import MANIFEST, load_grey, load_manifest
+from models.data import FRAMING, MANIFEST, load_grey, load_manifest
 from models.errors import DataError
 from models.settings import ModelsSettings
 
@@ -56,6 +57,8 @@ def pack_crops(data_dir: Path, size: int, out: Path) -> int:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(records)
+    if (data_dir / FRAMING).is_file():  # a reframed folder keeps its crop_scale
+        shutil.copyfile(data_dir / FRAMING, out / FRAMING)
     return len(records)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data import load_images, load_manifest, to_grey_rgb
+from models.data import SHARED_CROP_SCALE, crop_scale_of, load_images, load_manifest, to_grey_rgb
 from models.errors import DataError
 from models.pack import pack_crops, pack_fer, unpack_fer
 
@@ -24,6 +24,17 @@ def test_packed_crops_enter_training_identically(tiny_data: Path, tmp_path: Path
     b = to_grey_rgb(load_images(packed, 64))
     assert np.array_equal(a, b)  # lossless for the pipeline at the packed size
     assert sum(p.stat().st_size for p in (tmp_path / "le" / "images").iterdir()) < a.size // 3
+    assert crop_scale_of(tmp_path / "le") == SHARED_CROP_SCALE  # nothing reframed here
+
+
+def test_a_reframed_folder_keeps_its_framing(tiny_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(tiny_data, src)
+    (src / "framing.json").write_text('{"crop_scale": 0.8878}')
+    pack_crops(src, 64, tmp_path / "le")
+    assert crop_scale_of(tmp_path / "le") == 0.8878
 
 
 def test_fer_mosaics_round_trip(tiny_fer: Path, tmp_path: Path) -> None:
