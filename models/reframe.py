@@ -32,7 +32,7 @@ and was dropped). Before, it was 0.40 / 0.39 / 0.30 against 0.23-0.28.
 
 No rotation: the "thinking" class is a tilted head. Pixels outside a crop repeat its border.
 All splits are cut by the same rule, fitted on training rows only; labels are not used.
-The output is a manifest folder in the shared format: ``models.train --data NEW_DIR`` trains
+The output is a manifest folder in the shared format: ``models.train --data-dir NEW_DIR`` trains
 on it and ``models.evaluate`` refuses a model whose sidecar framing differs from the folder's.
 """
 
@@ -50,7 +50,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.data import MANIFEST, load_manifest
+from models.data import FRAMING, MANIFEST, load_manifest
 from models.errors import DataError, ModelsError
 from models.files import write_text_atomic
 
@@ -140,13 +140,14 @@ def cut(image: np.ndarray, x0: float, y0: float, side: float, out: int = OUT_SID
     n = image.shape[0]
     scale = out / (side * n)
     matrix = np.array([[scale, 0.0, -x0 * n * scale], [0.0, scale, -y0 * n * scale]])
-    flags = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    if scale < 1.0:  # warpAffine has no area filter: shrink the image first
+    if scale < 1.0:  # warpAffine has no area filter: shrink (area) first, then only shift
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        matrix[:, 2] *= small.shape[0] / (n * scale)
+        matrix[:, 2] *= small.shape[0] / (n * scale)  # the shrunk side is rounded
         matrix[:, :2] = np.eye(2)
         image = small
-    return cv2.warpAffine(image, matrix, (out, out), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        image, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def source_medians(eyes: list[Eyes | None], sources: list[str]) -> dict[str, Eyes]:
@@ -171,8 +172,8 @@ def reframe(
     """Write ``out`` (manifest + images + framing.json); return framing.json's contents."""
     if out.resolve() == data_dir.resolve():
         raise DataError(f"--out {out} is the input folder; pick a new folder")
-    if (data_dir / "framing.json").is_file():
-        raise DataError(f"{data_dir} is already reframed ({data_dir / 'framing.json'})")
+    if (data_dir / FRAMING).is_file():
+        raise DataError(f"{data_dir} is already reframed ({data_dir / FRAMING})")
     rows = load_manifest(data_dir)
     with (data_dir / MANIFEST).open(newline="") as fh:
         reader = csv.DictReader(fh)
@@ -229,7 +230,7 @@ def reframe(
         "source": str(data_dir),
         "n": len(rows),
     }
-    write_text_atomic(out / "framing.json", json.dumps(doc, indent=2) + "\n")
+    write_text_atomic(out / FRAMING, json.dumps(doc, indent=2) + "\n")
     logger.info("reframed %d crops into %s: crop_scale %.4f", len(rows), out, framing.crop_scale)
     return doc
 
