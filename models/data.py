@@ -294,6 +294,7 @@ def augment(
     erase_p: float = 0.0,
     photometric_p: float = 0.0,
     zoom_p: float = 0.0,
+    zoom_max: float = 1.25,
     norm: tuple[float, float] = (0.5, 0.25),
 ) -> torch.Tensor:
     """Train-time augmentation on a normalised batch (B, 3, H, W): flip, shift-crop, brightness.
@@ -301,14 +302,15 @@ def augment(
     Shift-crop = reflect-pad by ``max_shift`` then a random crop back to (H, W) per image;
     brightness/contrast jitter is applied in normalised units (same for all 3 channels);
     with ``photometric_p`` > 0, camera exposure/gamma first (``photometric``, ``norm`` =
-    the batch's (mean, std)); with ``zoom_p`` > 0, face-size jitter (``zoom``); with
+    the batch's (mean, std)); with ``zoom_p`` > 0, face-size jitter up to ``zoom_max``
+    (``zoom``); with
     ``degrade_p`` > 0, resolution jitter next (``degrade``);
     with ``erase_p`` > 0, random erasing last (``erase``).
     """
     if photometric_p > 0:
         x = photometric(x, gen, p=photometric_p, norm=norm)
     if zoom_p > 0:
-        x = zoom(x, gen, zoom_p)
+        x = zoom(x, gen, zoom_p, zoom_max)
     if degrade_p > 0:
         x = degrade(x, gen, degrade_p)
     b, _, h, w = x.shape

@@ -85,7 +85,8 @@ class TrainConfig:
     degrade: float = 0.0  # probability of resolution jitter per training image
     erase: float = 0.0  # probability of random erasing per training image
     photometric: float = 0.0  # probability of a camera exposure/gamma change per image
-    zoom: float = 0.0  # probability of a face-size change (x0.8..1.25) per image
+    zoom: float = 0.0  # probability of a face-size change per image
+    zoom_max: float = 1.25  # ... by a factor log-uniform in [1/zoom_max, zoom_max]
     report_split: str = ""  # after training, score best.pt on it (PyTorch): best.<split>.json
     # FER2013 training faces as fine-tuning extras, e.g. "neutral:focus,angry:confusion"
     fer_extra: str = ""
@@ -275,6 +276,7 @@ class Trainer:
             erase_p=c.erase,
             photometric_p=c.photometric,
             zoom_p=c.zoom,
+            zoom_max=c.zoom_max,
             norm=(data.mean, data.std),
         )
         return x.to(_device()), y.to(_device())
@@ -474,6 +476,8 @@ def _parse(argv: list[str] | None) -> tuple[TrainConfig, Path, Path | None]:
         raise ConfigError(f"--schedule must be cosine or plateau, got {cfg.schedule!r}")
     if cfg.stem not in ("patch", "conv"):
         raise ConfigError(f"--stem must be patch or conv, got {cfg.stem!r}")
+    if not 1.0 <= cfg.zoom_max <= 2.0:
+        raise ConfigError(f"--zoom-max must be in [1, 2] (a factor), got {cfg.zoom_max}")
     tag = cfg.arch.replace("baseline:", "") + ("" if "baseline:" in cfg.arch else f"-{cfg.fusion}")
     tag += "-conv" if cfg.stem == "conv" and "baseline:" not in cfg.arch else ""
     out = args.out or ModelsSettings().runs_dir / f"{tag}-s{cfg.seed}"
