@@ -158,3 +158,17 @@ def test_training_carries_the_framing_to_the_sidecar(
             tmp_path / "r2",
             resume=tmp_path / "run" / "last.pt",
         )
+
+
+def test_calibration_and_soups_refuse_differently_framed_crops(
+    tiny_run: Path, reframed: Path, tmp_path: Path
+) -> None:
+    from models.calibrate import calibrate
+    from models.soup import make_soup
+
+    ckpt = tiny_run / "last.pt"  # trained on the shared 1.3x crops
+    with pytest.raises(DataError, match=r"expects crops of 1\.3x the face box"):
+        calibrate(ckpt, tmp_path / "cal.pt", reframed)
+    with pytest.raises(DataError, match=r"expects crops of 1\.3x the face box"):
+        make_soup([ckpt, ckpt], tmp_path / "soup.pt", reframed)
+    assert not (tmp_path / "cal.pt").exists() and not (tmp_path / "soup.pt").exists()
