@@ -118,6 +118,21 @@ def load_manifest(data_dir: Path, split: str | None = None) -> list[ManifestRow]
     return rows
 
 
+def write_manifest_as(data_dir: Path, out: Path, paths: Sequence[str]) -> None:
+    """``data_dir``'s manifest with every column kept and row i's path set to ``paths[i]``,
+    written to ``out`` (for jobs that rewrite every crop into a new folder)."""
+    with (data_dir / MANIFEST).open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns = list(reader.fieldnames or [])
+        records = list(reader)
+    if len(records) != len(paths):
+        raise DataError(f"{len(paths)} new paths for the {len(records)} rows of {data_dir}")
+    with (out / MANIFEST).open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({**rec, "path": path} for rec, path in zip(records, paths, strict=True))
+
+
 def read_rgb(path: Path, size: int) -> np.ndarray:
     """Decode an image file to RGB uint8 (size, size, 3), or raise naming the file."""
     if not path.is_file():

@@ -18,7 +18,6 @@ data directory for ``EMO_DATA_DIR``. Greyscale only: a packed folder cannot trai
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import shutil
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.data import FRAMING, MANIFEST, load_grey, load_manifest
+from models.data import FRAMING, load_grey, load_manifest, write_manifest_as
 from models.errors import DataError
 from models.settings import ModelsSettings
 
@@ -38,28 +37,21 @@ GRID = 64  # tiles per mosaic side
 
 def pack_crops(data_dir: Path, size: int, out: Path) -> int:
     """Every crop of ``data_dir`` as grey lossless WebP at ``size``; returns the row count."""
-    manifest = data_dir / MANIFEST
     rows = load_manifest(data_dir)  # validates labels and paths column
-    with manifest.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        columns = list(reader.fieldnames or [])
-        records = list(reader)
     grey = load_grey(rows, size)  # (N, size, size)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    for i, (rec, img) in enumerate(zip(records, grey, strict=True)):
+    names = []
+    for i, (row, img) in enumerate(zip(rows, grey, strict=True)):
         name = f"images/{i:05d}.webp"
         ok, buf = cv2.imencode(".webp", img, [cv2.IMWRITE_WEBP_QUALITY, 101])  # 101 = lossless
         if not ok:
-            raise DataError(f"cannot encode crop {rec['path']} as WebP")
+            raise DataError(f"cannot encode crop {row.path} as WebP")
         (out / name).write_bytes(buf.tobytes())
-        rec["path"] = name
-    with (out / MANIFEST).open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(records)
+        names.append(name)
+    write_manifest_as(data_dir, out, names)
     if (data_dir / FRAMING).is_file():  # a reframed folder keeps its crop_scale
         shutil.copyfile(data_dir / FRAMING, out / FRAMING)
-    return len(records)
+    return len(rows)
 
 
 def pack_fer(fer_dir: Path, out: Path, quality: int) -> int:

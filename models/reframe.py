@@ -39,7 +39,6 @@ on it and ``models.evaluate`` refuses a model whose sidecar framing differs from
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -50,7 +49,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.data import FRAMING, MANIFEST, load_manifest
+from models.data import FRAMING, load_manifest, write_manifest_as
 from models.errors import DataError, ModelsError
 from models.files import write_text_atomic
 
@@ -175,10 +174,6 @@ def reframe(
     if (data_dir / FRAMING).is_file():
         raise DataError(f"{data_dir} is already reframed ({data_dir / FRAMING})")
     rows = load_manifest(data_dir)
-    with (data_dir / MANIFEST).open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        columns = list(reader.fieldnames or [])
-        records = list(reader)
     images = []
     for row in rows:
         bgr = cv2.imread(str(row.path), cv2.IMREAD_COLOR)
@@ -209,16 +204,11 @@ def reframe(
                 raise DataError(f"MTCNN finds no face in any crop of source {row.source!r}")
         windows.append(window(framing, e, is_landmark[i]))
     (out / "images").mkdir(parents=True, exist_ok=True)
-    for i, (rec, im) in enumerate(zip(records, images, strict=True)):
-        patch = cut(im, *windows[i])
-        name = f"images/{i:05d}.jpg"
-        if not cv2.imwrite(str(out / name), patch, [cv2.IMWRITE_JPEG_QUALITY, quality]):
+    names = [f"images/{i:05d}.jpg" for i in range(len(rows))]
+    for name, im, win in zip(names, images, windows, strict=True):
+        if not cv2.imwrite(str(out / name), cut(im, *win), [cv2.IMWRITE_JPEG_QUALITY, quality]):
             raise DataError(f"cannot write {out / name}")
-        rec["path"] = name
-    with (out / MANIFEST).open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(records)
+    write_manifest_as(data_dir, out, names)
     doc = {
         "crop_scale": round(framing.crop_scale, 4),
         "zoom": framing.zoom,

@@ -37,6 +37,7 @@ from models.data import (
     Batches,
     ManifestRow,
     augment,
+    check_framing,
     crop_scale_of,
     fer_extras,
     load_extra_crops,
@@ -48,10 +49,10 @@ from models.data import (
 )
 from models.emotion import LearningEmotionNet, create_model
 from models.errors import ConfigError
-from models.files import write_text_atomic
-from models.metrics import macro_f1, report
+from models.metrics import macro_f1
 from models.recover import recover
 from models.saliency import fit_sun_params
+from models.scoring import device, evaluate_torch, input_norm, split_report
 from models.settings import ModelsSettings
 
 logger = logging.getLogger(__name__)
@@ -142,27 +143,11 @@ def lr_factor(cfg: TrainConfig, phase: Phase, progress: float) -> float:
     return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
-def evaluate_torch(model: nn.Module, data: Batches, batch: int = 128) -> np.ndarray:
-    """Predicted labels for every item of ``data``."""
-    model.eval()
-    preds = []
-    with torch.no_grad():
-        for start in range(0, len(data), batch):
-            idx = torch.arange(start, min(start + batch, len(data)))
-            preds.append(model(data.prep(idx).to(_device())).argmax(1).cpu().numpy())
-    model.train()
-    return np.concatenate(preds)
-
-
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 class Trainer:
     """Runs the phases of one training run and writes its checkpoints."""
 
     def __init__(self, cfg: TrainConfig, out: Path, model: nn.Module, sun: dict[str, Any]) -> None:
-        self.cfg, self.out, self.model, self.sun = cfg, out, model.to(_device()), sun
+        self.cfg, self.out, self.model, self.sun = cfg, out, model.to(device()), sun
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.phases: dict[str, Phase] = {}
         self.history: list[dict[str, Any]] = []
@@ -181,14 +166,14 @@ class Trainer:
 
     def _new_aux_head(self) -> nn.Linear:
         features = cast(LearningEmotionNet, self.model).num_features
-        self.aux_head = nn.Linear(features, 7).to(_device())
+        self.aux_head = nn.Linear(features, 7).to(device())
         self.opt.add_param_group({"params": list(self.aux_head.parameters())})
         return self.aux_head
 
     def new_head(self, num_classes: int) -> None:
         """Fresh classifier for ``num_classes`` on the training device, and a fresh optimiser."""
         self.model.reset_classifier(num_classes)  # type: ignore[operator]
-        self.model.to(_device())  # the new head is built on the CPU
+        self.model.to(device())  # the new head is built on the CPU
         self.opt = self._optimizer()
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -279,7 +264,7 @@ class Trainer:
             zoom_max=c.zoom_max,
             norm=(data.mean, data.std),
         )
-        return x.to(_device()), y.to(_device())
+        return x.to(device()), y.to(device())
 
     def _loss(self, train: Batches, loss_fn: nn.Module, aux: bool) -> torch.Tensor:
         """One batch's loss; with the FER2013 head, one forward over both batches."""
@@ -298,7 +283,7 @@ class Trainer:
     def _class_weights(self, train: Batches, n_classes: int) -> torch.Tensor:
         counts = torch.bincount(train.y, minlength=n_classes).float().clamp_min(1)
         w = counts.sum() / counts
-        return (w / w.mean()).to(_device())  # inverse frequency, mean 1
+        return (w / w.mean()).to(device())  # inverse frequency, mean 1
 
     def _checkpoint(self, phase: Phase, val: Batches | None, loss: float) -> None:
         score = float("nan")
@@ -326,13 +311,6 @@ def _data_dir(cfg: TrainConfig, settings: ModelsSettings) -> Path:
 
 def _fer_dir(cfg: TrainConfig, settings: ModelsSettings) -> Path:
     return Path(cfg.fer_dir) if cfg.fer_dir else settings.fer2013_dir
-
-
-def _norm(model: nn.Module) -> tuple[float, float]:
-    """The grey input's (mean, std) of a fusion model or baseline."""
-    mean = float(torch.as_tensor(model.mean).flatten()[0])
-    std = float(torch.as_tensor(model.std).flatten()[0])
-    return mean, std
 
 
 def _init_model(cfg: TrainConfig, out: Path) -> nn.Module:
@@ -403,15 +381,12 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
             if cfg.window_size > 0:
                 kwargs["window_size"] = cfg.window_size
         model = create_model(cfg.arch, **kwargs)
-    mean, std = _norm(model)
+    mean, std = input_norm(model)
     trainer = Trainer(cfg, out, model, sun)
-    trainer.crop_scale = crop_scale_of(_data_dir(cfg, settings))
+    data_dir = _data_dir(cfg, settings)
+    trainer.crop_scale = crop_scale_of(data_dir)
     if ckpt is not None:
-        if ckpt.get("crop_scale", SHARED_CROP_SCALE) != trainer.crop_scale:
-            raise ConfigError(
-                f"--resume {resume} was trained on crops framed at {ckpt.get('crop_scale', 1.3)}x "
-                f"the face box; {_data_dir(cfg, settings)} holds {trainer.crop_scale}x crops"
-            )
+        check_framing(data_dir, ckpt.get("crop_scale", SHARED_CROP_SCALE), f"--resume {resume}")
         trainer.resume(ckpt)
     elif cfg.init and trainer._num_classes() == len(LABELS):
         trainer.phases["finetune"] = Phase("finetune")  # keep the initial head
@@ -433,24 +408,8 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     best = out / "best.pt"
     logger.info("best validation macro-F1 %.4f -> %s", trainer.phases["finetune"].best, best)
     if cfg.report_split:
-        split_report(cfg, best, settings)
+        split_report(best, data_dir, cfg.report_split, cfg.img_size, settings.cache_dir)
     return best
-
-
-def split_report(cfg: TrainConfig, best: Path, settings: ModelsSettings) -> dict[str, Any]:
-    """Score ``best`` on ``cfg.report_split`` with PyTorch, no export (GPU sweeps, where
-    exporting every run outlasts the lease): ``models.metrics.report`` -> best.<split>.json."""
-    rows = load_manifest(_data_dir(cfg, settings), cfg.report_split)
-    model = model_from_checkpoint(best)[0].to(_device())
-    mean, std = _norm(model)
-    labels = np.array([r.label for r in rows])
-    grey = _grey(load_images(rows, cfg.img_size, settings.cache_dir))
-    preds = evaluate_torch(model, Batches(grey, labels, mean, std))
-    rep = report(labels, preds, [r.source for r in rows])
-    path = best.with_name(f"best.{cfg.report_split}.json")
-    write_text_atomic(path, json.dumps(rep, indent=2) + "\n")
-    logger.info("%s macro-F1 %.4f (PyTorch) -> %s", cfg.report_split, rep["macro_f1"], path)
-    return rep
 
 
 def _yes_no(text: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from models.checkpoint import load_checkpoint
 from models.data import SHARED_CROP_SCALE, crop_scale_of, load_manifest
-from models.errors import ConfigError, DataError
+from models.errors import DataError
 from models.evaluate import main as evaluate_main
 from models.reframe import LANDMARK_SOURCES, cut, find_eyes, main, reframe
 from models.train import train
@@ -152,7 +153,9 @@ def test_training_carries_the_framing_to_the_sidecar(
         == 0
     )
     assert json.loads((tmp_path / "e.json").read_text())["n"] == len(rows)
-    with pytest.raises(ConfigError, match="trained on crops framed at"):
+    with pytest.raises(
+        DataError, match=rf"--resume .* expects crops of {re.escape(str(scale))}x the face box"
+    ):
         train(
             replace(cfg, data_dir=str(tiny_data)),
             tmp_path / "r2",
