@@ -423,10 +423,20 @@ def regroup(rows: dict[str, list[ManifestRow]], spec: str) -> dict[str, list[Man
 class Batches:
     """Grey uint8 images (N, H, W) + labels -> normalised (B, 3, H, W) batches, shuffled."""
 
-    def __init__(self, grey: np.ndarray, labels: np.ndarray, mean: float, std: float) -> None:
+    def __init__(
+        self,
+        grey: np.ndarray,
+        labels: np.ndarray,
+        mean: float,
+        std: float,
+        weights: np.ndarray | None = None,
+    ) -> None:
         self.x = torch.from_numpy(grey)  # (N, H, W) uint8
         self.y = torch.from_numpy(labels.astype(np.int64))
         self.mean, self.std = mean, std
+        # per-sample loss weights (group_weights), or None: the trainer's class weights
+        self.w = None if weights is None else torch.from_numpy(weights.astype(np.float32))
+        self.last = torch.empty(0, dtype=torch.long)  # indices of the latest batch
         self.order = torch.empty(0, dtype=torch.long)
         self.pos = 0
 
@@ -445,4 +455,22 @@ class Batches:
             self.pos = 0
         idx = self.order[self.pos : self.pos + size]
         self.pos += size
+        self.last = idx
         return self.prep(idx), self.y[idx]
+
+    def last_weights(self) -> torch.Tensor | None:
+        """The latest batch's per-sample weights (None without per-sample weights)."""
+        return None if self.w is None else self.w[self.last]
+
+
+def group_weights(groups: Sequence[str]) -> np.ndarray:
+    """Per-sample weights that give every group (e.g. source + label) the same total weight,
+    mean 1. With ``source/label`` groups each source's classes weigh alike inside it, so a
+    source cue cannot tilt the class decision within that source the way global class
+    weights do (boredom, 363 training crops, all from AffectNet, which has as many focus
+    crops, would otherwise weigh 6.7x each AffectNet focus crop)."""
+    names, inverse, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    if len(names) == 0:
+        raise DataError("no training rows to weigh")
+    per_group = len(inverse) / (len(names) * counts)
+    return per_group[inverse].astype(np.float32)

@@ -40,6 +40,7 @@ from models.data import (
     check_framing,
     crop_scale_of,
     fer_extras,
+    group_weights,
     load_extra_crops,
     load_fer2013,
     load_images,
@@ -75,6 +76,8 @@ class TrainConfig:
     warmup_frac: float = 0.05
     label_smoothing: float = 0.1
     class_weighting: bool = True
+    # fine-tuning: weigh each source/label group alike instead of each class (data.group_weights)
+    group_weighting: bool = False
     pretrain_minutes: float = 10.0
     pretrain_steps: int = 100_000
     finetune_minutes: float = 30.0
@@ -252,7 +255,7 @@ class Trainer:
         return phase
 
     def _batch(self, data: Batches) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = data.next(self.cfg.batch_size, self.gen)
+        x, y = data.next(self.cfg.batch_size, self.gen)  # data.last_weights() matches it
         c = self.cfg
         x = augment(
             x,
@@ -269,12 +272,22 @@ class Trainer:
     def _loss(self, train: Batches, loss_fn: nn.Module, aux: bool) -> torch.Tensor:
         """One batch's loss; with the FER2013 head, one forward over both batches."""
         x, y = self._batch(train)
+        w = train.last_weights()
+
+        def main_loss(logits: torch.Tensor) -> torch.Tensor:
+            if w is None:
+                return cast(torch.Tensor, loss_fn(logits, y))
+            per = nn.functional.cross_entropy(  # per-sample weights replace class weights
+                logits, y, label_smoothing=self.cfg.label_smoothing, reduction="none"
+            )
+            return (per * w.to(per.device)).sum() / w.sum().to(per.device)
+
         if not aux or self.aux is None or self.aux_head is None:
-            return loss_fn(self.model(x), y)
+            return main_loss(self.model(x))
         xf, yf = self._batch(self.aux)
         model = cast(LearningEmotionNet, self.model)
         pooled = model.forward_head(model.forward_features(torch.cat([x, xf])), pre_logits=True)
-        main = loss_fn(model.head(pooled[: len(x)]), y)
+        main = main_loss(model.head(pooled[: len(x)]))
         fer = nn.functional.cross_entropy(
             self.aux_head(pooled[len(x) :]), yf, label_smoothing=self.cfg.label_smoothing
         )
@@ -339,16 +352,20 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
     sample = np.random.default_rng(cfg.seed).permutation(len(rgb["train"]))[:256]
     sun_rgb = torch.from_numpy(rgb["train"][sample]).permute(0, 3, 1, 2).float() / 255.0
     train_x, train_y = _grey(rgb["train"]), labels["train"]
+    groups = [f"{r.source}/{r.label}" for r in rows["train"]]
     if cfg.fer_extra:
         ex, ey = fer_extras(
             cfg.fer_extra, _fer_dir(cfg, settings), cfg.img_size, cfg.fer_extra_n, cfg.seed
         )
         train_x, train_y = np.concatenate([train_x, ex]), np.concatenate([train_y, ey])
+        groups += [f"fer-extra/{y}" for y in ey]
     if cfg.synthetic:
         sx, sy = load_extra_crops(Path(cfg.synthetic), cfg.img_size)
         train_x, train_y = np.concatenate([train_x, sx]), np.concatenate([train_y, sy])
+        groups += [f"synthetic/{y}" for y in sy]
     return {
         "train": (train_x, train_y),
+        "train_weights": group_weights(groups) if cfg.group_weighting else None,
         "val": (_grey(rgb["val"]), labels["val"]),
         "sun_batches": list(sun_rgb.split(64)),  # (b, 3, H, W) RGB in [0, 1]
     }
@@ -402,7 +419,7 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     if cfg.fer_aux > 0:
         fer_x, fer_y = load_fer2013(_fer_dir(cfg, settings), "train", cfg.img_size)
         trainer.add_aux(Batches(fer_x, fer_y, mean, std))
-    tr = Batches(data["train"][0], data["train"][1], mean, std)
+    tr = Batches(data["train"][0], data["train"][1], mean, std, data["train_weights"])
     va = Batches(data["val"][0], data["val"][1], mean, std)
     trainer.run_phase("finetune", tr, va, cfg.finetune_minutes, cfg.finetune_steps)
     best = out / "best.pt"
