@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import replace
 
@@ -14,16 +15,18 @@ from contract.sidecar import ModelSidecar, sidecar_path_for
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from models.data import (
     FER_CLASSES,
+    Batches,
     fer_extras,
+    group_weights,
     load_fer2013,
     load_manifest,
     parse_fer_extra,
     regroup,
 )
-from models.errors import CheckpointError, ConfigError
+from models.errors import CheckpointError, ConfigError, DataError
 from models.export import export
 from models.train import train
-from tests.models.conftest import TINY_CFG
+from tests.models.conftest import TINY_CFG, real_rows, write_manifest
 
 
 @pytest.mark.slow
@@ -192,3 +195,51 @@ def test_photo_norm_switched_on_over_an_init_exports_with_parity(tiny_run, tiny_
     export(tmp_path / "last.pt", tmp_path / "m.onnx", n_parity=4)  # ORT must match torch
     sidecar = ModelSidecar.load(sidecar_path_for(tmp_path / "m.onnx"))
     assert sidecar.model["photo_norm"] is True
+
+
+def test_group_weights_weigh_every_source_label_group_alike(data_dir):
+    rows = load_manifest(data_dir / "learning-emotions", "train")
+    groups = [f"{r.source}/{r.label}" for r in rows]
+    w = group_weights(groups)
+    totals = {g: float(w[[x == g for x in groups]].sum()) for g in set(groups)}
+    assert np.allclose(list(totals.values()), len(rows) / len(totals), rtol=1e-5)
+    assert w.mean() == pytest.approx(1.0, rel=1e-5)
+    boredom, focus = LABELS.index("boredom"), LABELS.index("focus")
+    affect = {r.label: w[i] for i, r in enumerate(rows) if r.source == "affectnet-relabel"}
+    # AffectNet holds 363 boredom and 364 focus crops: alike inside it (class weights: 6.7x)
+    assert affect[boredom] == pytest.approx(affect[focus], rel=0.01)
+    with pytest.raises(DataError, match="no training rows"):
+        group_weights([])
+
+
+def test_batches_hand_out_the_weights_of_their_latest_batch():
+    grey = np.zeros((10, 4, 4), np.uint8)
+    batches = Batches(grey, np.arange(10) % 6, 0.5, 0.25, weights=np.arange(10, dtype=np.float32))
+    assert Batches(grey, np.arange(10) % 6, 0.5, 0.25).last_weights() is None
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):  # across a reshuffle too
+        _, y = batches.next(4, gen)
+        w = batches.last_weights()
+        assert w is not None and torch.equal(w.long() % 6, y)
+
+
+def test_group_weighting_changes_the_loss_and_travels_with_the_run(tiny_run, data_dir, tmp_path):
+    with (data_dir / "learning-emotions" / "manifest.csv").open(newline="") as fh:
+        shared = list(csv.DictReader(fh))
+    rows = real_rows(data_dir, "val", 2)
+    for label, source, n in [("focus", "daisee", 6), ("focus", "affectnet-relabel", 2)] + [
+        (label, "", 3) for label in LABELS if label != "focus"
+    ]:  # focus from two sources, 6:2, so groups differ from classes
+        pick = [r for r in shared if r["split"] == "train" and r["label"] == label]
+        rows += [r for r in pick if source in ("", r["source"])][:n]
+    folder = write_manifest(tmp_path / "mixed", rows, data_dir)
+    start = str(tiny_run / "best.pt")
+    for name, on in (("class", False), ("group", True)):
+        cfg = replace(TINY_CFG, data_dir=str(folder), init=start, group_weighting=on)
+        train(cfg, tmp_path / name)
+    by_class = load_checkpoint(tmp_path / "class" / "last.pt")
+    by_group = load_checkpoint(tmp_path / "group" / "last.pt")
+    assert by_group["train_config"]["group_weighting"] is True
+    assert by_class["train_config"]["group_weighting"] is False
+    # same start, seed and batches; only the loss weights differ
+    assert any(not torch.equal(by_class["model"][k], v) for k, v in by_group["model"].items())
