@@ -6,7 +6,6 @@ and the media are never committed (``var/`` is ignored).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import subprocess
@@ -16,6 +15,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from contract.sidecar import sha256_file
 from models.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -41,15 +41,6 @@ def load_sources(path: Path = SOURCES) -> dict[str, dict[str, Any]]:
     return dict(packages)
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(name: str, pin: dict[str, Any], archives: Path) -> Path:
     """The package archive in ``archives`` (downloaded unless present), hash-checked."""
     target = archives / pin["file"]
@@ -68,7 +59,7 @@ def download(name: str, pin: dict[str, Any], archives: Path) -> Path:
                 f"cannot download {name} {pin['version']} from {pin['registry']} "
                 f"(expected {target}): {done.stderr.strip()[-300:]}"
             )
-    got = sha256_of(target)
+    got = sha256_file(target)
     if got != pin["sha256"]:
         raise DataError(f"{target} has SHA-256 {got}, expected {pin['sha256']} (sources.json)")
     return target

