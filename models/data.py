@@ -436,7 +436,6 @@ class Batches:
         self.mean, self.std = mean, std
         # per-sample loss weights (group_weights), or None: the trainer's class weights
         self.w = None if weights is None else torch.from_numpy(weights.astype(np.float32))
-        self.last = torch.empty(0, dtype=torch.long)  # indices of the latest batch
         self.order = torch.empty(0, dtype=torch.long)
         self.pos = 0
 
@@ -448,19 +447,16 @@ class Batches:
         x = self.x[idx].float().div_(255.0).sub_(self.mean).div_(self.std)  # (B, H, W)
         return x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()  # (B, 3, H, W)
 
-    def next(self, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random batch (reshuffled each pass)."""
+    def next(
+        self, size: int, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A random batch (reshuffled each pass): images, labels, per-sample weights or None."""
         if self.pos + size > len(self.order):
             self.order = torch.randperm(len(self.y), generator=gen)
             self.pos = 0
         idx = self.order[self.pos : self.pos + size]
         self.pos += size
-        self.last = idx
-        return self.prep(idx), self.y[idx]
-
-    def last_weights(self) -> torch.Tensor | None:
-        """The latest batch's per-sample weights (None without per-sample weights)."""
-        return None if self.w is None else self.w[self.last]
+        return self.prep(idx), self.y[idx], None if self.w is None else self.w[idx]
 
 
 def group_weights(groups: Sequence[str]) -> np.ndarray:

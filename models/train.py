@@ -228,7 +228,8 @@ class Trainer:
         if phase.done and (phase.step >= max_steps or phase.elapsed >= budget):
             return phase
         n_classes = 7 if name == "pretrain" else len(LABELS)
-        weights = self._class_weights(train, n_classes) if self.cfg.class_weighting else None
+        use_class_weights = self.cfg.class_weighting and train.w is None  # else per-sample
+        weights = self._class_weights(train, n_classes) if use_class_weights else None
         loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=self.cfg.label_smoothing)
         bar = tqdm(total=max_steps, initial=phase.step, desc=name, unit="step", leave=False)
         self.model.train()
@@ -254,8 +255,8 @@ class Trainer:
         self._checkpoint(phase, val, float("nan"))
         return phase
 
-    def _batch(self, data: Batches) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = data.next(self.cfg.batch_size, self.gen)  # data.last_weights() matches it
+    def _batch(self, data: Batches) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        x, y, w = data.next(self.cfg.batch_size, self.gen)
         c = self.cfg
         x = augment(
             x,
@@ -267,12 +268,11 @@ class Trainer:
             zoom_max=c.zoom_max,
             norm=(data.mean, data.std),
         )
-        return x.to(device()), y.to(device())
+        return x.to(device()), y.to(device()), None if w is None else w.to(device())
 
     def _loss(self, train: Batches, loss_fn: nn.Module, aux: bool) -> torch.Tensor:
         """One batch's loss; with the FER2013 head, one forward over both batches."""
-        x, y = self._batch(train)
-        w = train.last_weights()
+        x, y, w = self._batch(train)
 
         def main_loss(logits: torch.Tensor) -> torch.Tensor:
             if w is None:
@@ -280,11 +280,11 @@ class Trainer:
             per = nn.functional.cross_entropy(  # per-sample weights replace class weights
                 logits, y, label_smoothing=self.cfg.label_smoothing, reduction="none"
             )
-            return (per * w.to(per.device)).sum() / w.sum().to(per.device)
+            return (per * w).sum() / w.sum()
 
         if not aux or self.aux is None or self.aux_head is None:
             return main_loss(self.model(x))
-        xf, yf = self._batch(self.aux)
+        xf, yf, _ = self._batch(self.aux)
         model = cast(LearningEmotionNet, self.model)
         pooled = model.forward_head(model.forward_features(torch.cat([x, xf])), pre_logits=True)
         main = main_loss(model.head(pooled[: len(x)]))

@@ -41,20 +41,23 @@ def faces(media: list[Path], sheet: Path | None) -> int:
     """Print each file's faces; optionally draw the numbered crops into ``sheet``."""
     finder = FaceFinder()
     tiles: list[np.ndarray] = []
+    n = 0
     for path in media:
         for _, image in read_media(path, None):
             for box in finder.find(image):
                 cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
                 side = box[2] - box[0]
                 sys.stdout.write(
-                    f"{len(tiles)}\t{path}\tx={cx:.0f}\ty={cy:.0f}\tside={side:.0f}\tp={box[4]:.3f}\n"
+                    f"{n}\t{path}\tx={cx:.0f}\ty={cy:.0f}\tside={side:.0f}\tp={box[4]:.3f}\n"
                 )
-                tile = cut_face(image, box, SHARED_CROP_SCALE, 128)
-                cv2.putText(
-                    tile, str(len(tiles)), (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1
-                )
-                tiles.append(tile)
-    if sheet is not None and tiles:
+                if sheet is not None:  # the crops are cut only for the sheet
+                    tile = cut_face(image, box, SHARED_CROP_SCALE, 128)
+                    cv2.putText(
+                        tile, str(n), (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1
+                    )
+                    tiles.append(tile)
+                n += 1
+    if tiles:
         tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 8)
         rows = [np.hstack(tiles[i : i + 8]) for i in range(0, len(tiles), 8)]
         cv2.imwrite(str(sheet), np.vstack(rows))

@@ -65,34 +65,37 @@ def download(name: str, pin: dict[str, Any], archives: Path) -> Path:
     return target
 
 
-def _members(archive: Path) -> list[str]:
-    if archive.suffix == ".whl":
-        with zipfile.ZipFile(archive) as zf:
-            return zf.namelist()
-    with tarfile.open(archive) as tf:
-        return [m.name for m in tf.getmembers() if m.isfile()]
-
-
-def unpack(archive: Path, dest: Path) -> list[str]:
-    """Extract the archive's photos and videos (only) into ``dest``; their relative paths."""
-    wanted = [m for m in _members(archive) if m.lower().endswith(MEDIA_SUFFIXES)]
+def _wanted(names: list[str], archive: Path) -> list[str]:
+    """The photos and videos among ``names``; an unsafe path refuses the whole archive."""
+    wanted = [m for m in names if m.lower().endswith(MEDIA_SUFFIXES)]
     for member in wanted:
         rel = PurePosixPath(member)
         if rel.is_absolute() or ".." in rel.parts:
             raise DataError(f"{archive} holds an unsafe path {member!r}")
+    return wanted
+
+
+def _write(dest: Path, member: str, data: bytes) -> None:
+    (dest / member).parent.mkdir(parents=True, exist_ok=True)
+    (dest / member).write_bytes(data)
+
+
+def unpack(archive: Path, dest: Path) -> list[str]:
+    """Extract the archive's photos and videos (only) into ``dest``; their relative paths."""
     if archive.suffix == ".whl":
         with zipfile.ZipFile(archive) as zf:
+            wanted = _wanted(zf.namelist(), archive)
             for member in wanted:
-                (dest / member).parent.mkdir(parents=True, exist_ok=True)
-                (dest / member).write_bytes(zf.read(member))
-    else:
-        with tarfile.open(archive) as tf:
-            for member in wanted:
-                src = tf.extractfile(member)
-                if src is None:
-                    raise DataError(f"{archive}: {member} cannot be read")
-                (dest / member).parent.mkdir(parents=True, exist_ok=True)
-                (dest / member).write_bytes(src.read())
+                _write(dest, member, zf.read(member))
+        return wanted
+    with tarfile.open(archive) as tf:
+        files = {m.name: m for m in tf.getmembers() if m.isfile()}
+        wanted = _wanted(list(files), archive)
+        for member in wanted:
+            src = tf.extractfile(files[member])
+            if src is None:
+                raise DataError(f"{archive}: {member} cannot be read")
+            _write(dest, member, src.read())
     return wanted
 
 

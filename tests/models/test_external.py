@@ -198,3 +198,16 @@ def test_fetch_checks_hashes_and_unpacks_only_media(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unsafe path"):
         unpack(bad, tmp_path / "media")
     assert not (tmp_path / "escape.jpg").exists()
+
+
+def test_faces_lists_each_face_and_draws_the_sheet_only_when_asked(
+    media: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert external_main(["faces", "--media", str(media / "pair.jpg")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["0", "1"]  # two people, numbered
+    assert not list(tmp_path.iterdir())
+    sheet = tmp_path / "sheet.png"
+    assert external_main(["faces", "--media", str(media / "pair.jpg"), "--sheet", str(sheet)]) == 0
+    assert capsys.readouterr().out.strip().splitlines() == lines
+    assert read(sheet).shape == (128, 8 * 128, 3)

@@ -212,14 +212,13 @@ def test_group_weights_weigh_every_source_label_group_alike(data_dir):
         group_weights([])
 
 
-def test_batches_hand_out_the_weights_of_their_latest_batch():
+def test_batches_hand_out_the_weights_of_their_batch():
     grey = np.zeros((10, 4, 4), np.uint8)
     batches = Batches(grey, np.arange(10) % 6, 0.5, 0.25, weights=np.arange(10, dtype=np.float32))
-    assert Batches(grey, np.arange(10) % 6, 0.5, 0.25).last_weights() is None
     gen = torch.Generator().manual_seed(0)
+    assert Batches(grey, np.arange(10) % 6, 0.5, 0.25).next(4, gen)[2] is None
     for _ in range(3):  # across a reshuffle too
-        _, y = batches.next(4, gen)
-        w = batches.last_weights()
+        _, y, w = batches.next(4, gen)
         assert w is not None and torch.equal(w.long() % 6, y)
 
 
