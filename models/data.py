@@ -211,6 +211,15 @@ def load_fer2013(fer_dir: Path, split: str, size: int) -> tuple[np.ndarray, np.n
     return out, labels
 
 
+def fer_holdout(n: int, seed: int = 0, size: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """FER2013 training indices split into (fit, held out): ``size`` faces (at most a tenth)
+    held out to watch pre-training learn, the same ones for every run. FER2013's official
+    test faces are never used for this: they hold this data's joy test crops."""
+    perm = np.random.default_rng(seed).permutation(n)
+    k = min(size, n // 10)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
 def degrade(
     x: torch.Tensor, gen: torch.Generator, p: float, min_frac: float = 0.35
 ) -> torch.Tensor:

@@ -17,9 +17,9 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int = len(LABELS)) -> n
     return cm
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Macro-F1 over the labels present in ``y_true``."""
-    cm = confusion(y_true, y_pred)
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n: int = len(LABELS)) -> float:
+    """Macro-F1 over the labels present in ``y_true`` (of ``n`` classes)."""
+    cm = confusion(y_true, y_pred, n)
     return float(np.mean([_prf(cm, k)[2] for k in np.unique(y_true)]))
 
 

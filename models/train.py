@@ -40,6 +40,7 @@ from models.data import (
     check_framing,
     crop_scale_of,
     fer_extras,
+    fer_holdout,
     group_weights,
     load_extra_crops,
     load_fer2013,
@@ -80,6 +81,10 @@ class TrainConfig:
     group_weighting: bool = False
     pretrain_minutes: float = 10.0
     pretrain_steps: int = 100_000
+    # FER2013 is 1.5 % disgust: inverse weights make one disgust face count 16.5 happy ones
+    pretrain_class_weighting: bool = False
+    init_pretrain: bool = False  # run the FER2013 phase on the --init model too
+    pretrain_lr: float = 0.0  # 0 = --lr
     finetune_minutes: float = 30.0
     finetune_steps: int = 100_000
     eval_every: int = 100
@@ -159,12 +164,15 @@ class Trainer:
         self.crop_scale = SHARED_CROP_SCALE  # the data's framing, for the exported sidecar
         self.opt = self._optimizer()
 
-    def add_aux(self, fer: Batches) -> None:
-        """Joint FER2013 loss while fine-tuning: a 7-way head on the pooled features."""
+    def add_aux(self, fer: Batches, head: dict[str, torch.Tensor] | None = None) -> None:
+        """Joint FER2013 loss while fine-tuning: a 7-way head on the pooled features, new or
+        ``head`` (the pre-training head, which then goes on learning)."""
         if not isinstance(self.model, LearningEmotionNet):
             raise ConfigError(f"--fer-aux needs a fusion model, not {self.cfg.arch!r}")
         if self.aux_head is None:
             self._new_aux_head()
+            if head is not None:
+                cast(nn.Linear, self.aux_head).load_state_dict(head)
         self.aux = fer
 
     def _new_aux_head(self) -> nn.Linear:
@@ -172,6 +180,13 @@ class Trainer:
         self.aux_head = nn.Linear(features, 7).to(device())
         self.opt.add_param_group({"params": list(self.aux_head.parameters())})
         return self.aux_head
+
+    def fer_head_state(self) -> dict[str, torch.Tensor] | None:
+        """A copy of the 7-way FER2013 pre-training head, or None if the head is not one."""
+        head = getattr(self.model, "head", None)
+        if not isinstance(head, nn.Linear) or head.out_features != 7:
+            return None
+        return {k: v.detach().clone() for k, v in head.state_dict().items()}
 
     def new_head(self, num_classes: int) -> None:
         """Fresh classifier for ``num_classes`` on the training device, and a fresh optimiser."""
@@ -228,7 +243,9 @@ class Trainer:
         if phase.done and (phase.step >= max_steps or phase.elapsed >= budget):
             return phase
         n_classes = 7 if name == "pretrain" else len(LABELS)
-        use_class_weights = self.cfg.class_weighting and train.w is None  # else per-sample
+        cfg = self.cfg
+        weighting = cfg.pretrain_class_weighting if name == "pretrain" else cfg.class_weighting
+        use_class_weights = weighting and train.w is None  # else per-sample
         weights = self._class_weights(train, n_classes) if use_class_weights else None
         loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=self.cfg.label_smoothing)
         bar = tqdm(total=max_steps, initial=phase.step, desc=name, unit="step", leave=False)
@@ -236,8 +253,9 @@ class Trainer:
         while phase.step < max_steps and phase.elapsed < budget:
             t0 = time.monotonic()
             progress = max(phase.elapsed / budget, phase.step / max_steps)
+            base_lr = self.cfg.pretrain_lr if name == "pretrain" else 0.0
             for group in self.opt.param_groups:
-                group["lr"] = self.cfg.lr * lr_factor(self.cfg, phase, progress)
+                group["lr"] = (base_lr or self.cfg.lr) * lr_factor(self.cfg, phase, progress)
             loss = self._loss(train, loss_fn, aux=name == "finetune")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -299,10 +317,12 @@ class Trainer:
         return (w / w.mean()).to(device())  # inverse frequency, mean 1
 
     def _checkpoint(self, phase: Phase, val: Batches | None, loss: float) -> None:
-        score = float("nan")
+        score = accuracy = float("nan")
         if val is not None:
             t0 = time.monotonic()
-            score = macro_f1(val.y.numpy(), evaluate_torch(self.model, val))
+            preds = evaluate_torch(self.model, val)
+            score = macro_f1(val.y.numpy(), preds, 7 if phase.name == "pretrain" else len(LABELS))
+            accuracy = float(np.mean(preds == val.y.numpy()))
             phase.elapsed += time.monotonic() - t0
             if score > phase.best:
                 phase.best, phase.since_best = score, 0
@@ -312,7 +332,7 @@ class Trainer:
                 if phase.since_best % 5 == 0:
                     phase.lr_scale *= 0.9  # paper's plateau rule (used by schedule=plateau)
         entry = {"phase": phase.name, "step": phase.step, "elapsed_s": round(phase.elapsed, 1)}
-        entry |= {"train_loss": loss, "val_macro_f1": score}
+        entry |= {"train_loss": loss, "val_macro_f1": score, "val_accuracy": accuracy}
         self.history.append(entry)
         logger.info("%s", json.dumps(entry))
         save_checkpoint(self.out / "last.pt", self.payload(phase))
@@ -405,20 +425,26 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     if ckpt is not None:
         check_framing(data_dir, ckpt.get("crop_scale", SHARED_CROP_SCALE), f"--resume {resume}")
         trainer.resume(ckpt)
-    elif cfg.init and trainer._num_classes() == len(LABELS):
+    elif cfg.init and not cfg.init_pretrain and trainer._num_classes() == len(LABELS):
         trainer.phases["finetune"] = Phase("finetune")  # keep the initial head
-    pretrain = cfg.pretrain_minutes > 0 and cfg.pretrain_steps > 0 and not cfg.init
+    pretrain = cfg.pretrain_minutes > 0 and cfg.pretrain_steps > 0
+    pretrain &= not cfg.init or cfg.init_pretrain
     if pretrain and not trainer.phases.get("pretrain", Phase("pretrain")).done:
         fx, fy = load_fer2013(_fer_dir(cfg, settings), "train", cfg.img_size)
+        fit, held = fer_holdout(len(fy), seed=0)
         if "pretrain" not in trainer.phases:
             trainer.new_head(7)
-        fer = Batches(fx, fy, mean, std)
-        trainer.run_phase("pretrain", fer, None, cfg.pretrain_minutes, cfg.pretrain_steps)
+        fer = Batches(fx[fit], fy[fit], mean, std)
+        held_out = Batches(fx[held], fy[held], mean, std)
+        trainer.run_phase("pretrain", fer, held_out, cfg.pretrain_minutes, cfg.pretrain_steps)
+    fer_head = None
     if "finetune" not in trainer.phases:
+        fer_head = trainer.fer_head_state() if cfg.fer_aux > 0 else None
         trainer.new_head(len(LABELS))
     if cfg.fer_aux > 0:
         fer_x, fer_y = load_fer2013(_fer_dir(cfg, settings), "train", cfg.img_size)
-        trainer.add_aux(Batches(fer_x, fer_y, mean, std))
+        fit = fer_holdout(len(fer_y), seed=0)[0]
+        trainer.add_aux(Batches(fer_x[fit], fer_y[fit], mean, std), fer_head)
     tr = Batches(data["train"][0], data["train"][1], mean, std, data["train_weights"])
     va = Batches(data["val"][0], data["val"][1], mean, std)
     trainer.run_phase("finetune", tr, va, cfg.finetune_minutes, cfg.finetune_steps)
