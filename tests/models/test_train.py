@@ -17,6 +17,7 @@ from models.data import (
     FER_CLASSES,
     Batches,
     fer_extras,
+    fer_holdout,
     group_weights,
     load_fer2013,
     load_manifest,
@@ -25,7 +26,7 @@ from models.data import (
 )
 from models.errors import CheckpointError, ConfigError, DataError
 from models.export import export
-from models.train import train
+from models.train import Trainer, train
 from tests.models.conftest import TINY_CFG, real_rows, write_manifest
 
 
@@ -242,3 +243,51 @@ def test_group_weighting_changes_the_loss_and_travels_with_the_run(tiny_run, dat
     assert by_class["train_config"]["group_weighting"] is False
     # same start, seed and batches; only the loss weights differ
     assert any(not torch.equal(by_class["model"][k], v) for k, v in by_group["model"].items())
+
+
+def test_fer_holdout_is_fixed_disjoint_and_at_most_a_tenth():
+    fit, held = fer_holdout(28_709)
+    assert (len(fit), len(held)) == (26_709, 2_000)
+    assert not set(fit) & set(held) and set(fit) | set(held) == set(range(28_709))
+    assert np.array_equal(fer_holdout(28_709)[1], held)  # the same faces for every run
+    assert [len(part) for part in fer_holdout(32)] == [29, 3]
+
+
+@pytest.mark.slow
+def test_init_pretrain_runs_fer2013_on_the_init_model_and_logs_held_out_accuracy(
+    tiny_run, tiny_data, tiny_fer, tmp_path
+):
+    start = load_checkpoint(tiny_run / "best.pt")
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer), fer_aux=0.5)
+    cfg = replace(cfg, init=str(tiny_run / "best.pt"), init_pretrain=True, finetune_steps=0)
+    for name, weighted in (("plain", False), ("weighted", True)):
+        train(replace(cfg, pretrain_class_weighting=weighted), tmp_path / name)
+    plain = load_checkpoint(tmp_path / "plain" / "last.pt")
+    weighted = load_checkpoint(tmp_path / "weighted" / "last.pt")
+    assert plain["phases"]["pretrain"]["step"] == 2 and plain["phases"]["finetune"]["done"]
+    held = [h for h in plain["history"] if h["phase"] == "pretrain"]
+    assert len(held) >= 2 and all(0.0 <= h["val_accuracy"] <= 1.0 for h in held)
+    assert plain["aux_head"]["weight"].shape == (7, start["model"]["head.weight"].shape[1])
+    assert plain["model"]["head.weight"].shape[0] == len(LABELS)
+    # the FER2013 phase trained the init model's features, and class weights change it
+    body = [k for k in start["model"] if not k.startswith("head.")]
+    assert any(not torch.equal(plain["model"][k], start["model"][k]) for k in body)
+    assert any(not torch.equal(plain["model"][k], weighted["model"][k]) for k in body)
+    assert weighted["train_config"]["pretrain_class_weighting"] is True
+
+
+@pytest.mark.slow
+def test_the_pretraining_head_goes_on_as_the_fer_aux_head_and_trains(tiny_run, tiny_fer, tmp_path):
+    model, _ = model_from_checkpoint(tiny_run / "best.pt")
+    trainer = Trainer(TINY_CFG, tmp_path, model, sun={})
+    assert trainer.fer_head_state() is None  # a six-way head is not a FER2013 head
+    trainer.new_head(7)
+    fer_head = trainer.fer_head_state()
+    assert fer_head is not None
+    trainer.new_head(len(LABELS))
+    images, labels = load_fer2013(tiny_fer, "train", 96)
+    trainer.add_aux(Batches(images, labels, 0.5, 0.25), fer_head)
+    assert trainer.aux_head is not None
+    assert torch.equal(trainer.aux_head.weight, fer_head["weight"])
+    trained = {id(p) for group in trainer.opt.param_groups for p in group["params"]}
+    assert id(trainer.aux_head.weight) in trained
