@@ -326,7 +326,8 @@ class Trainer:
             phase.elapsed += time.monotonic() - t0
             if score > phase.best:
                 phase.best, phase.since_best = score, 0
-                save_checkpoint(self.out / "best.pt", self.payload(phase))
+                if phase.name == "finetune":  # best.pt is always a six-way model
+                    save_checkpoint(self.out / "best.pt", self.payload(phase))
             else:
                 phase.since_best += 1
                 if phase.since_best % 5 == 0:

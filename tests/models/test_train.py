@@ -269,6 +269,8 @@ def test_init_pretrain_runs_fer2013_on_the_init_model_and_logs_held_out_accuracy
     assert len(held) >= 2 and all(0.0 <= h["val_accuracy"] <= 1.0 for h in held)
     assert plain["aux_head"]["weight"].shape == (7, start["model"]["head.weight"].shape[1])
     assert plain["model"]["head.weight"].shape[0] == len(LABELS)
+    best = load_checkpoint(tmp_path / "plain" / "best.pt")  # never a pre-training state
+    assert best["phase"] == "finetune" and best["model"]["head.weight"].shape[0] == len(LABELS)
     # the FER2013 phase trained the init model's features, and class weights change it
     body = [k for k in start["model"] if not k.startswith("head.")]
     assert any(not torch.equal(plain["model"][k], start["model"][k]) for k in body)
