@@ -178,6 +178,9 @@ def make_soup(
         k: base[k] for k in ("arch", "model_args", "train_config", "crop_scale") if k in base
     }
     payload |= {"model": soup, "soup": record}
+    aux = [payloads[i]["aux_head"] for i in idx if payloads[i].get("aux_head") is not None]
+    if len(aux) == len(idx):  # --fer-aux heads, averaged like the rest
+        payload["aux_head"] = average_states(aux, record["weights"])
     save_checkpoint(out, payload)
     return record
 
