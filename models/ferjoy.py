@@ -59,8 +59,8 @@ def joy_from_fer(six: torch.Tensor, fer: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def probabilities(ckpt_path: Path, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(six-way, FER2013) softmax probabilities of a ``--fer-aux`` checkpoint on ``x``."""
+def load_heads(ckpt_path: Path) -> tuple[LearningEmotionNet, nn.Linear, dict[str, Any]]:
+    """The fusion model of a ``--fer-aux`` checkpoint, its FER2013 head, and the checkpoint."""
     ckpt = load_checkpoint(ckpt_path)
     if ckpt.get("aux_head") is None:
         raise CheckpointError(
@@ -71,6 +71,13 @@ def probabilities(ckpt_path: Path, x: torch.Tensor) -> tuple[torch.Tensor, torch
         raise CheckpointError(f"checkpoint {ckpt_path} is not a fusion model")
     head = nn.Linear(model.num_features, len(FER_CLASSES))
     head.load_state_dict(ckpt["aux_head"])
+    return model, head, ckpt
+
+
+def probabilities(
+    model: LearningEmotionNet, head: nn.Linear, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(six-way, FER2013) softmax probabilities on the normalised batch ``x``."""
     six, fer = [], []
     with torch.no_grad():
         for chunk in x.split(128):
@@ -82,14 +89,15 @@ def probabilities(ckpt_path: Path, x: torch.Tensor) -> tuple[torch.Tensor, torch
 
 def score(ckpt_path: Path, data_dir: Path, split: str | None) -> dict[str, Any]:
     """Both reports of ``ckpt_path`` on ``data_dir`` (``split`` rows only, if given)."""
-    ckpt = load_checkpoint(ckpt_path)
+    model, head, ckpt = load_heads(ckpt_path)
     check_framing(data_dir, ckpt.get("crop_scale", SHARED_CROP_SCALE), f"checkpoint {ckpt_path}")
     rows = load_manifest(data_dir, split)
-    size = int(ckpt["model_args"]["img_size"])
     labels = np.array([r.label for r in rows])
-    mean, std = input_norm(model_from_checkpoint(ckpt_path)[0])
-    x = Batches(load_grey(rows, size), labels, mean, std).prep(torch.arange(len(rows)))
-    six, fer = probabilities(ckpt_path, x)
+    mean, std = input_norm(model)
+    grey = load_grey(rows, int(ckpt["model_args"]["img_size"]))
+    six, fer = probabilities(
+        model, head, Batches(grey, labels, mean, std).prep(torch.arange(len(rows)))
+    )
     sources = [r.source for r in rows]
     return {
         "checkpoint": str(ckpt_path),
