@@ -2,7 +2,8 @@
 
 Two phases, each under a wall-clock budget and a step cap: FER2013 pre-training (7 basic
 emotions, 7-class head), then fine-tuning on the six learning emotions (new head). Greyscale
-input, AdamW, class-weighted cross-entropy, flip/shift/brightness augmentation. Every
+input, AdamW, cross-entropy (class-weighted in fine-tuning), flip/shift/brightness augmentation;
+2,000 FER2013 training faces are held out to watch pre-training. Every
 ``eval_every`` steps the model is scored on the validation split (macro-F1); ``last.pt``
 (resumable: model, optimiser, progress, RNG) and ``best.pt`` (best validation) are written
 atomically into ``--out``. ``--resume DIR/last.pt`` continues an interrupted run.
@@ -56,72 +57,9 @@ from models.recover import recover
 from models.saliency import fit_sun_params
 from models.scoring import device, evaluate_torch, input_norm, split_report
 from models.settings import ModelsSettings
+from models.train_config import PRESETS, TrainConfig
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run depends on (stored in its checkpoints)."""
-
-    arch: str = "learning_emotion_small"
-    fusion: str = "gate"
-    img_size: int = 96
-    window_size: int = 0  # 0 = the variant's default (fusion models only)
-    stem: str = "patch"  # fusion models: "patch" (Swin 4x4 patchify) or "conv" (Xiao et al.)
-    seed: int = 0
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    schedule: str = "cosine"  # cosine over the budget, or "plateau" (paper: x0.9 / 5 evals)
-    warmup_frac: float = 0.05
-    label_smoothing: float = 0.1
-    class_weighting: bool = True
-    # fine-tuning: weigh each source/label group alike instead of each class (data.group_weights)
-    group_weighting: bool = False
-    pretrain_minutes: float = 10.0
-    pretrain_steps: int = 100_000
-    # FER2013 is 1.5 % disgust: inverse weights make one disgust face count 16.5 happy ones
-    pretrain_class_weighting: bool = False
-    init_pretrain: bool = False  # run the FER2013 phase on the --init model too
-    pretrain_lr: float = 0.0  # 0 = --lr
-    finetune_minutes: float = 30.0
-    finetune_steps: int = 100_000
-    eval_every: int = 100
-    data_dir: str = ""
-    fer_dir: str = ""
-    init: str = ""  # start from this checkpoint's or ONNX model's weights (no pre-training)
-    degrade: float = 0.0  # probability of resolution jitter per training image
-    erase: float = 0.0  # probability of random erasing per training image
-    photometric: float = 0.0  # probability of a camera exposure/gamma change per image
-    zoom: float = 0.0  # probability of a face-size change per image
-    zoom_max: float = 1.25  # ... by a factor log-uniform in [1/zoom_max, zoom_max]
-    report_split: str = ""  # after training, score best.pt on it (PyTorch): best.<split>.json
-    # FER2013 training faces as fine-tuning extras, e.g. "neutral:focus,angry:confusion"
-    fer_extra: str = ""
-    fer_extra_n: int = 250  # faces per mapped FER2013 class (random, by seed)
-    # weight of a FER2013 7-class loss trained jointly while fine-tuning (own head, not
-    # exported): keeps the features tied to thousands of FER2013 faces' expressions
-    fer_aux: float = 0.0
-    synthetic: str = ""  # a manifest folder (e.g. DDPM samples) joining the train split only
-    photo_norm: bool = False  # fusion: standardise each image's brightness/contrast in-graph
-    regroup: str = ""  # move subjects between train and val, e.g. "xhy1:train" (data.regroup)
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # tuned from-scratch CPU recipe: higher lr + cosine, fits 45 min on 2 cores
-    "cpu": {},
-    # Ji et al. 2026 §3.1: AdamW lr 1e-5, wd 1e-3, batch 32, x0.9 after 5 evals w/o improvement
-    "paper": {
-        "lr": 1e-5,
-        "weight_decay": 1e-3,
-        "schedule": "plateau",
-        "warmup_frac": 0.0,
-        "label_smoothing": 0.0,
-        "finetune_steps": 200 * 162,  # 200 epochs of the training split
-        "eval_every": 162,  # one epoch (5,185 crops / 32), so the plateau rule counts epochs
-    },
-}
 
 
 @dataclass
