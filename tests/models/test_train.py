@@ -260,8 +260,8 @@ def test_init_pretrain_runs_fer2013_on_the_init_model_and_logs_held_out_accuracy
     start = load_checkpoint(tiny_run / "best.pt")
     cfg = replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer), fer_aux=0.5)
     cfg = replace(cfg, init=str(tiny_run / "best.pt"), init_pretrain=True, finetune_steps=0)
-    for name, weighted in (("plain", False), ("weighted", True)):
-        train(replace(cfg, pretrain_class_weighting=weighted), tmp_path / name)
+    for name, on in (("plain", False), ("weighted", True)):
+        train(replace(cfg, pretrain_class_weighting=on), tmp_path / name)
     plain = load_checkpoint(tmp_path / "plain" / "last.pt")
     weighted = load_checkpoint(tmp_path / "weighted" / "last.pt")
     assert plain["phases"]["pretrain"]["step"] == 2 and plain["phases"]["finetune"]["done"]
