@@ -34,6 +34,7 @@ from models.checkpoint import (
     save_checkpoint,
 )
 from models.data import (
+    FER_CLASSES,
     SHARED_CROP_SCALE,
     Batches,
     ManifestRow,
@@ -60,6 +61,11 @@ from models.settings import ModelsSettings
 from models.train_config import PRESETS, TrainConfig
 
 logger = logging.getLogger(__name__)
+
+
+def n_classes(phase: str) -> int:
+    """Classes of a phase's head: FER2013's seven in pre-training, else the six labels."""
+    return len(FER_CLASSES) if phase == "pretrain" else len(LABELS)
 
 
 @dataclass
@@ -115,14 +121,14 @@ class Trainer:
 
     def _new_aux_head(self) -> nn.Linear:
         features = cast(LearningEmotionNet, self.model).num_features
-        self.aux_head = nn.Linear(features, 7).to(device())
+        self.aux_head = nn.Linear(features, len(FER_CLASSES)).to(device())
         self.opt.add_param_group({"params": list(self.aux_head.parameters())})
         return self.aux_head
 
     def fer_head_state(self) -> dict[str, torch.Tensor] | None:
         """A copy of the 7-way FER2013 pre-training head, or None if the head is not one."""
         head = getattr(self.model, "head", None)
-        if not isinstance(head, nn.Linear) or head.out_features != 7:
+        if not isinstance(head, nn.Linear) or head.out_features != len(FER_CLASSES):
             return None
         return {k: v.detach().clone() for k, v in head.state_dict().items()}
 
@@ -158,7 +164,7 @@ class Trainer:
         head = getattr(self.model, "head", None)
         if isinstance(head, nn.Linear):
             return head.out_features
-        return len(LABELS) if "finetune" in self.phases else 7
+        return n_classes("finetune" if "finetune" in self.phases else "pretrain")
 
     def resume(self, ckpt: dict[str, Any]) -> None:
         """Restore weights, optimiser, phases, history and RNG from a ``last.pt``."""
@@ -180,20 +186,19 @@ class Trainer:
         budget = minutes * 60.0
         if phase.done and (phase.step >= max_steps or phase.elapsed >= budget):
             return phase
-        n_classes = 7 if name == "pretrain" else len(LABELS)
         cfg = self.cfg
         weighting = cfg.pretrain_class_weighting if name == "pretrain" else cfg.class_weighting
         use_class_weights = weighting and train.w is None  # else per-sample
-        weights = self._class_weights(train, n_classes) if use_class_weights else None
-        loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=self.cfg.label_smoothing)
+        weights = self._class_weights(train, n_classes(name)) if use_class_weights else None
+        loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
+        base_lr = (cfg.pretrain_lr if name == "pretrain" else 0.0) or cfg.lr
         bar = tqdm(total=max_steps, initial=phase.step, desc=name, unit="step", leave=False)
         self.model.train()
         while phase.step < max_steps and phase.elapsed < budget:
             t0 = time.monotonic()
             progress = max(phase.elapsed / budget, phase.step / max_steps)
-            base_lr = self.cfg.pretrain_lr if name == "pretrain" else 0.0
             for group in self.opt.param_groups:
-                group["lr"] = (base_lr or self.cfg.lr) * lr_factor(self.cfg, phase, progress)
+                group["lr"] = base_lr * lr_factor(cfg, phase, progress)
             loss = self._loss(train, loss_fn, aux=name == "finetune")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -259,8 +264,9 @@ class Trainer:
         if val is not None:
             t0 = time.monotonic()
             preds = evaluate_torch(self.model, val)
-            score = macro_f1(val.y.numpy(), preds, 7 if phase.name == "pretrain" else len(LABELS))
-            accuracy = float(np.mean(preds == val.y.numpy()))
+            truth = val.y.numpy()
+            score = macro_f1(truth, preds, n_classes(phase.name))
+            accuracy = float(np.mean(preds == truth))
             phase.elapsed += time.monotonic() - t0
             if score > phase.best:
                 phase.best, phase.since_best = score, 0
@@ -368,22 +374,27 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
         trainer.phases["finetune"] = Phase("finetune")  # keep the initial head
     pretrain = cfg.pretrain_minutes > 0 and cfg.pretrain_steps > 0
     pretrain &= not cfg.init or cfg.init_pretrain
-    if pretrain and not trainer.phases.get("pretrain", Phase("pretrain")).done:
+    pretrain &= not trainer.phases.get("pretrain", Phase("pretrain")).done
+    fer = None  # FER2013 training faces and (fit, held-out) indices, read once for both uses
+    if pretrain or cfg.fer_aux > 0:
         fx, fy = load_fer2013(_fer_dir(cfg, settings), "train", cfg.img_size)
-        fit, held = fer_holdout(len(fy), seed=0)
+        fer = fx, fy, *fer_holdout(len(fy), seed=0)
+    if pretrain and fer is not None:
+        fx, fy, fit, held = fer
         if "pretrain" not in trainer.phases:
-            trainer.new_head(7)
-        fer = Batches(fx[fit], fy[fit], mean, std)
-        held_out = Batches(fx[held], fy[held], mean, std)
-        trainer.run_phase("pretrain", fer, held_out, cfg.pretrain_minutes, cfg.pretrain_steps)
+            trainer.new_head(n_classes("pretrain"))
+        fit_faces, held_out = (
+            Batches(fx[fit], fy[fit], mean, std),
+            Batches(fx[held], fy[held], mean, std),
+        )
+        trainer.run_phase("pretrain", fit_faces, held_out, cfg.pretrain_minutes, cfg.pretrain_steps)
     fer_head = None
     if "finetune" not in trainer.phases:
         fer_head = trainer.fer_head_state() if cfg.fer_aux > 0 else None
         trainer.new_head(len(LABELS))
-    if cfg.fer_aux > 0:
-        fer_x, fer_y = load_fer2013(_fer_dir(cfg, settings), "train", cfg.img_size)
-        fit = fer_holdout(len(fer_y), seed=0)[0]
-        trainer.add_aux(Batches(fer_x[fit], fer_y[fit], mean, std), fer_head)
+    if cfg.fer_aux > 0 and fer is not None:
+        fx, fy, fit, _ = fer
+        trainer.add_aux(Batches(fx[fit], fy[fit], mean, std), fer_head)
     tr = Batches(data["train"][0], data["train"][1], mean, std, data["train_weights"])
     va = Batches(data["val"][0], data["val"][1], mean, std)
     trainer.run_phase("finetune", tr, va, cfg.finetune_minutes, cfg.finetune_steps)
