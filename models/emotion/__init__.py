@@ -23,14 +23,25 @@ from models.errors import ConfigError
 BASELINE_PREFIX = "baseline:"
 
 
-def create_model(arch: str, **kwargs: Any) -> nn.Module:
-    """Fusion variant or ``baseline:<name>`` -> an untrained model (pretrained=False)."""
+def check_arch(arch: str) -> None:
+    """ConfigError unless ``arch`` names a fusion variant or ``baseline:<known name>``."""
     if arch in VARIANTS:
-        return create_fusion_model(arch, **kwargs)
+        return
     if arch.startswith(BASELINE_PREFIX):
-        return BaselineNet(arch.removeprefix(BASELINE_PREFIX), **kwargs)
+        name = arch.removeprefix(BASELINE_PREFIX)
+        if name not in BASELINES:
+            raise ConfigError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
+        return
     known = sorted(VARIANTS) + [BASELINE_PREFIX + b for b in sorted(BASELINES)]
     raise ConfigError(f"unknown model architecture {arch!r}; known: {known}")
+
+
+def create_model(arch: str, **kwargs: Any) -> nn.Module:
+    """Fusion variant or ``baseline:<name>`` -> an untrained model (pretrained=False)."""
+    check_arch(arch)
+    if arch in VARIANTS:
+        return create_fusion_model(arch, **kwargs)
+    return BaselineNet(arch.removeprefix(BASELINE_PREFIX), **kwargs)
 
 
 __all__ = [
@@ -39,6 +50,7 @@ __all__ = [
     "BaselineNet",
     "FusionConfig",
     "LearningEmotionNet",
+    "check_arch",
     "create_fusion_model",
     "create_model",
 ]
