@@ -6,12 +6,15 @@ input, AdamW, cross-entropy (class-weighted in fine-tuning), flip/shift/brightne
 2,000 FER2013 training faces are held out to watch pre-training. Every
 ``eval_every`` steps the model is scored on the validation split (macro-F1); ``last.pt``
 (resumable: model, optimiser, progress, RNG) and ``best.pt`` (best validation) are written
-atomically into ``--out``. ``--resume DIR/last.pt`` continues an interrupted run.
+atomically into ``--out``. With ``--ema D`` fine-tuning also keeps an exponential moving
+average of the weights, and that average is what is scored and saved as ``best.pt``.
+``--resume DIR/last.pt`` continues an interrupted run.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -105,6 +108,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.aux_head: nn.Linear | None = None  # --fer-aux: FER2013 head while fine-tuning
         self.aux: Batches | None = None
+        self.ema: nn.Module | None = None  # --ema: the averaged fine-tuning weights
         self.crop_scale = SHARED_CROP_SCALE  # the data's framing, for the exported sidecar
         self.opt = self._optimizer()
 
@@ -138,18 +142,37 @@ class Trainer:
         self.model.to(device())  # the new head is built on the CPU
         self.opt = self._optimizer()
 
+    def start_ema(self) -> None:
+        """Average the fine-tuning weights from here on (``cfg.ema`` > 0)."""
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    def _ema_update(self, step: int) -> None:
+        """Fold the weights after fine-tuning ``step`` into the average; timm's warm-up
+        keeps the first averages from holding on to the new head's random start."""
+        ema = cast(nn.Module, self.ema)
+        decay = min(self.cfg.ema, (1.0 + step) / (10.0 + step))
+        with torch.no_grad():
+            for avg, now in zip(
+                ema.state_dict().values(), self.model.state_dict().values(), strict=True
+            ):
+                if avg.dtype.is_floating_point:
+                    avg.lerp_(now.detach(), 1.0 - decay)
+                else:  # e.g. BatchNorm's num_batches_tracked
+                    avg.copy_(now)
+
     def _optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
             self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
         )
 
-    def payload(self, phase: Phase) -> dict[str, Any]:
-        """Checkpoint contents (self-describing)."""
+    def payload(self, phase: Phase, model: nn.Module | None = None) -> dict[str, Any]:
+        """Checkpoint contents (self-describing); ``model`` replaces the trained weights."""
         return {
             "arch": self.cfg.arch,
             "model_args": model_args_of(self.model),
             "train_config": asdict(self.cfg),
-            "model": self.model.state_dict(),
+            "model": (self.model if model is None else model).state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None and model is None else None,
             "aux_head": self.aux_head.state_dict() if self.aux_head is not None else None,
             "optimizer": self.opt.state_dict(),
             "phase": phase.name,
@@ -173,6 +196,9 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         if ckpt.get("aux_head") is not None:
             self._new_aux_head().load_state_dict(ckpt["aux_head"])
+        if ckpt.get("ema") is not None:
+            self.start_ema()
+            cast(nn.Module, self.ema).load_state_dict(ckpt["ema"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.phases = {k: Phase(**v) for k, v in ckpt["phases"].items()}
         self.history = list(ckpt["history"])
@@ -204,6 +230,8 @@ class Trainer:
             loss.backward()
             nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], 5.0)
             self.opt.step()
+            if name == "finetune" and self.ema is not None:
+                self._ema_update(phase.step)
             phase.step += 1
             phase.elapsed += time.monotonic() - t0
             bar.update(1)
@@ -261,9 +289,10 @@ class Trainer:
 
     def _checkpoint(self, phase: Phase, val: Batches | None, loss: float) -> None:
         score = accuracy = float("nan")
+        scored = self.ema if phase.name == "finetune" and self.ema is not None else self.model
         if val is not None:
             t0 = time.monotonic()
-            preds = evaluate_torch(self.model, val)
+            preds = evaluate_torch(scored, val)
             truth = val.y.numpy()
             score = macro_f1(truth, preds, n_classes(phase.name))
             accuracy = float(np.mean(preds == truth))
@@ -271,7 +300,7 @@ class Trainer:
             if score > phase.best:
                 phase.best, phase.since_best = score, 0
                 if phase.name == "finetune":  # best.pt is always a six-way model
-                    save_checkpoint(self.out / "best.pt", self.payload(phase))
+                    save_checkpoint(self.out / "best.pt", self.payload(phase, scored))
             else:
                 phase.since_best += 1
                 if phase.since_best % 5 == 0:
@@ -392,6 +421,8 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     if "finetune" not in trainer.phases:
         fer_head = trainer.fer_head_state() if cfg.fer_aux > 0 else None
         trainer.new_head(len(LABELS))
+    if cfg.ema > 0 and trainer.ema is None:
+        trainer.start_ema()
     if cfg.fer_aux > 0 and fer is not None:
         fx, fy, fit, _ = fer
         trainer.add_aux(Batches(fx[fit], fy[fit], mean, std), fer_head)
@@ -428,6 +459,8 @@ def _parse(argv: list[str] | None) -> tuple[TrainConfig, Path, Path | None]:
         raise ConfigError(f"--schedule must be cosine or plateau, got {cfg.schedule!r}")
     if cfg.stem not in ("patch", "conv"):
         raise ConfigError(f"--stem must be patch or conv, got {cfg.stem!r}")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ConfigError(f"--ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
     if not 1.0 <= cfg.zoom_max <= 2.0:
         raise ConfigError(f"--zoom-max must be in [1, 2] (a factor), got {cfg.zoom_max}")
     tag = cfg.arch.replace("baseline:", "") + ("" if "baseline:" in cfg.arch else f"-{cfg.fusion}")

@@ -52,6 +52,8 @@ class TrainConfig:
     synthetic: str = ""  # a manifest folder (e.g. DDPM samples) joining the train split only
     photo_norm: bool = False  # fusion: standardise each image's brightness/contrast in-graph
     regroup: str = ""  # move subjects between train and val, e.g. "xhy1:train" (data.regroup)
+    # fine-tuning: score and save an exponential moving average of the weights (0 = off)
+    ema: float = 0.0
 
 
 PRESETS: dict[str, dict[str, Any]] = {

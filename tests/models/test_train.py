@@ -293,3 +293,29 @@ def test_the_pretraining_head_goes_on_as_the_fer_aux_head_and_trains(tiny_run, t
     assert torch.equal(trainer.aux_head.weight, fer_head["weight"])
     trained = {id(p) for group in trainer.opt.param_groups for p in group["params"]}
     assert id(trainer.aux_head.weight) in trained
+
+
+@pytest.mark.slow
+def test_ema_scores_and_saves_the_average_and_resumes_it(tiny_data, tiny_fer, tmp_path):
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer), ema=0.998)
+    cfg = replace(cfg, eval_every=2)  # one scored checkpoint, at fine-tuning step 2
+    train(cfg, tmp_path)
+    last, best = load_checkpoint(tmp_path / "last.pt"), load_checkpoint(tmp_path / "best.pt")
+    assert last["train_config"]["ema"] == 0.998 and best["ema"] is None
+    assert set(last["ema"]) == set(last["model"])
+    # best.pt holds the average, not the trained weights
+    assert all(torch.equal(best["model"][k], v) for k, v in last["ema"].items())
+    assert not torch.equal(last["ema"]["head.weight"], last["model"]["head.weight"])
+    train(replace(cfg, finetune_steps=3), tmp_path, resume=tmp_path / "last.pt")
+    after = load_checkpoint(tmp_path / "last.pt")
+    decay = min(0.998, 3 / 12)  # warm-up at step 2: (1 + t) / (10 + t)
+    for k, avg in after["ema"].items():  # the resumed average went on from the saved one
+        want = decay * last["ema"][k] + (1 - decay) * after["model"][k]
+        assert torch.allclose(avg, want, atol=1e-6), k
+
+
+def test_bad_ema_decays_are_named():
+    from models.train import _parse
+
+    with pytest.raises(ConfigError, match="--ema must be a decay in"):
+        _parse(["--ema", "1.0"])
