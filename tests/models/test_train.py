@@ -26,7 +26,7 @@ from models.data import (
 )
 from models.errors import CheckpointError, ConfigError, DataError
 from models.export import export
-from models.train import Trainer, train
+from models.train import Trainer, _parse, train
 from tests.models.conftest import TINY_CFG, real_rows, write_manifest
 
 
@@ -315,7 +315,5 @@ def test_ema_scores_and_saves_the_average_and_resumes_it(tiny_data, tiny_fer, tm
 
 
 def test_bad_ema_decays_are_named():
-    from models.train import _parse
-
     with pytest.raises(ConfigError, match="--ema must be a decay in"):
         _parse(["--ema", "1.0"])
