@@ -109,6 +109,7 @@ class Trainer:
         self.aux_head: nn.Linear | None = None  # --fer-aux: FER2013 head while fine-tuning
         self.aux: Batches | None = None
         self.ema: nn.Module | None = None  # --ema: the averaged fine-tuning weights
+        self._ema_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.crop_scale = SHARED_CROP_SCALE  # the data's framing, for the exported sidecar
         self.opt = self._optimizer()
 
@@ -145,18 +146,20 @@ class Trainer:
     def start_ema(self) -> None:
         """Average the fine-tuning weights from here on (``cfg.ema`` > 0)."""
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        # (average, live) tensor pairs, paired once: building two state dicts every step
+        # doubled the update's cost; loading a state dict later copies in place, so they hold
+        self._ema_pairs = list(
+            zip(self.ema.state_dict().values(), self.model.state_dict().values(), strict=True)
+        )
 
     def _ema_update(self, step: int) -> None:
         """Fold the weights after fine-tuning ``step`` into the average; timm's warm-up
         keeps the first averages from holding on to the new head's random start."""
-        ema = cast(nn.Module, self.ema)
         decay = min(self.cfg.ema, (1.0 + step) / (10.0 + step))
         with torch.no_grad():
-            for avg, now in zip(
-                ema.state_dict().values(), self.model.state_dict().values(), strict=True
-            ):
+            for avg, now in self._ema_pairs:
                 if avg.dtype.is_floating_point:
-                    avg.lerp_(now.detach(), 1.0 - decay)
+                    avg.lerp_(now, 1.0 - decay)
                 else:  # e.g. BatchNorm's num_batches_tracked
                     avg.copy_(now)
 
