@@ -223,6 +223,7 @@ class Trainer:
         base_lr = (cfg.pretrain_lr if name == "pretrain" else 0.0) or cfg.lr
         bar = tqdm(total=max_steps, initial=phase.step, desc=name, unit="step", leave=False)
         self.model.train()
+        loss: torch.Tensor | None = None
         while phase.step < max_steps and phase.elapsed < budget:
             t0 = time.monotonic()
             progress = max(phase.elapsed / budget, phase.step / max_steps)
@@ -244,7 +245,12 @@ class Trainer:
                 self._checkpoint(phase, val, float(loss.item()))
         bar.close()
         phase.done = True
-        self._checkpoint(phase, val, float("nan"))
+        last = self.history[-1] if self.history else None
+        if last is not None and (last["phase"], last["step"]) == (name, phase.step):
+            # the phase ended on an evaluation step: it is scored already; mark it done only
+            save_checkpoint(self.out / "last.pt", self.payload(phase))
+        else:
+            self._checkpoint(phase, val, float(loss.item()) if loss is not None else float("nan"))
         return phase
 
     def _batch(self, data: Batches) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -41,6 +41,9 @@ def test_tiny_run_writes_self_describing_checkpoints(tiny_run):
     assert last["phases"]["finetune"]["step"] == 2
     vals = [h["val_macro_f1"] for h in last["history"] if h["phase"] == "finetune"]
     assert vals and all(0.0 <= v <= 1.0 for v in vals if v == v)
+    steps = [(h["phase"], h["step"]) for h in last["history"]]
+    assert len(steps) == len(set(steps))  # a phase that ends on an evaluation step: scored once
+    assert all(h["train_loss"] == h["train_loss"] for h in last["history"])  # no NaN loss logged
     model, _ = model_from_checkpoint(tiny_run / "best.pt")  # rebuilt without training code
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 96, 96)).shape == (1, len(LABELS))
