@@ -1,9 +1,20 @@
-"""Scoring a model with PyTorch, no export: validation while training and ``--report-split``."""
+"""Scoring a model with PyTorch, no export: validation while training and ``--report-split``.
+
+Also a command for scoring a finished run's checkpoint on any manifest folder (the shared test
+split, the external set, a school's own crops) without exporting it first:
+
+    python -m models.scoring --checkpoint runs/X/best.pt --data DIR [--split NAME] [--out R.json]
+
+The crop size is the run's own (its ``train_config``); the report has the keys of
+``models.evaluate`` and goes to ``best.<split>.json`` beside the checkpoint unless ``--out``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoint import model_from_checkpoint
+from models.checkpoint import load_checkpoint, model_from_checkpoint
 from models.data import Batches, load_grey, load_manifest
+from models.errors import CheckpointError, ModelsError
 from models.files import write_text_atomic
 from models.metrics import report
 
@@ -44,17 +56,55 @@ def evaluate_torch(model: nn.Module, data: Batches, batch: int = 128) -> np.ndar
 
 
 def split_report(
-    best: Path, data_dir: Path, split: str, img_size: int, cache_dir: Path | None
+    best: Path,
+    data_dir: Path,
+    split: str | None,
+    img_size: int,
+    cache_dir: Path | None,
+    *,
+    out: Path | None = None,
 ) -> dict[str, Any]:
-    """Score ``best`` on ``split`` with PyTorch, no export (GPU sweeps, where exporting every
-    run outlasts the lease): ``models.metrics.report`` -> best.<split>.json."""
+    """Score ``best`` on ``split`` (every row if None) with PyTorch, no export (GPU sweeps,
+    where exporting every run outlasts the lease): ``models.metrics.report`` ->
+    ``out``, by default best.<split>.json (best.all.json) beside ``best``."""
     rows = load_manifest(data_dir, split)
     model = model_from_checkpoint(best)[0].to(device())
     mean, std = input_norm(model)
     labels = np.array([r.label for r in rows])
     preds = evaluate_torch(model, Batches(load_grey(rows, img_size, cache_dir), labels, mean, std))
     rep = report(labels, preds, [r.source for r in rows])
-    path = best.with_name(f"best.{split}.json")
+    path = out or best.with_name(f"best.{split or 'all'}.json")
     write_text_atomic(path, json.dumps(rep, indent=2) + "\n")
     logger.info("%s macro-F1 %.4f (PyTorch) -> %s", split, rep["macro_f1"], path)
     return rep
+
+
+def run_img_size(ckpt: dict[str, Any], path: Path) -> int:
+    """The crop size a checkpoint was trained at (its ``train_config``)."""
+    size = (ckpt.get("train_config") or {}).get("img_size")
+    if not isinstance(size, int) or size <= 0:
+        raise CheckpointError(f"checkpoint {path} has no train_config.img_size; pass --img-size")
+    return size
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; bad input -> one clear line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    p = argparse.ArgumentParser(prog="python -m models.scoring", description=__doc__)
+    p.add_argument("--checkpoint", type=Path, required=True, help="a run's best.pt (or last.pt)")
+    p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv")
+    p.add_argument("--split", default=None, help="only these rows (default: every row)")
+    p.add_argument("--img-size", type=int, default=0, help="default: the run's own")
+    p.add_argument("--out", type=Path, default=None, help="default: best.<split>.json beside it")
+    args = p.parse_args(argv)
+    try:
+        size = args.img_size or run_img_size(load_checkpoint(args.checkpoint), args.checkpoint)
+        split_report(args.checkpoint, args.data, args.split, size, None, out=args.out)
+    except ModelsError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

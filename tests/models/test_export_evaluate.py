@@ -131,3 +131,29 @@ def test_evaluate_without_split_column_uses_all_rows(exported, tiny_data, tmp_pa
     assert evaluate_main(["--onnx", str(exported), "--data", str(folder), "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
     assert rep["n"] == 5 and list(rep["per_source"]) == ["unknown"]
+
+
+def test_scoring_cli_scores_a_checkpoint_at_its_own_size_without_export(
+    tiny_run, tiny_data, tmp_path
+):
+    from models.scoring import main as scoring_main
+
+    best = tmp_path / "best.pt"
+    shutil.copy2(tiny_run / "best.pt", best)
+    args = ["--checkpoint", str(best), "--data", str(tiny_data)]
+    assert scoring_main([*args, "--split", "test"]) == 0
+    rep = json.loads((tmp_path / "best.test.json").read_text())  # default: beside the checkpoint
+    assert set(rep) == REPORT_KEYS and rep["n"] == 12
+    cm = np.array(rep["confusion_matrix"])
+    assert cm.shape == (6, 6) and (cm.sum(axis=1) == 2).all()
+    out = tmp_path / "all.json"
+    assert scoring_main([*args, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["n"] == 42  # every row: 3 + 2 + 2 crops per class
+
+
+def test_scoring_cli_names_a_missing_checkpoint(tiny_data, tmp_path, capsys):
+    from models.scoring import main as scoring_main
+
+    missing = tmp_path / "nope.pt"
+    assert scoring_main(["--checkpoint", str(missing), "--data", str(tiny_data)]) == 2
+    assert str(missing) in capsys.readouterr().err
