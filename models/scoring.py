@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoint import load_checkpoint, model_from_checkpoint
+from models.checkpoint import model_from_checkpoint
 from models.data import Batches, load_grey, load_manifest
 from models.errors import CheckpointError, ModelsError
 from models.files import write_text_atomic
@@ -59,16 +59,19 @@ def split_report(
     best: Path,
     data_dir: Path,
     split: str | None,
-    img_size: int,
+    img_size: int | None,
     cache_dir: Path | None,
     *,
     out: Path | None = None,
 ) -> dict[str, Any]:
     """Score ``best`` on ``split`` (every row if None) with PyTorch, no export (GPU sweeps,
     where exporting every run outlasts the lease): ``models.metrics.report`` ->
-    ``out``, by default best.<split>.json (best.all.json) beside ``best``."""
+    ``out``, by default best.<split>.json (best.all.json) beside ``best``. ``img_size`` None:
+    the run's own crop size."""
     rows = load_manifest(data_dir, split)
-    model = model_from_checkpoint(best)[0].to(device())
+    model, ckpt = model_from_checkpoint(best)
+    model = model.to(device())
+    img_size = img_size or run_img_size(ckpt, best)
     mean, std = input_norm(model)
     labels = np.array([r.label for r in rows])
     preds = evaluate_torch(model, Batches(load_grey(rows, img_size, cache_dir), labels, mean, std))
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="default: best.<split>.json beside it")
     args = p.parse_args(argv)
     try:
-        size = args.img_size or run_img_size(load_checkpoint(args.checkpoint), args.checkpoint)
+        size = args.img_size or None  # None: the run's own
         split_report(args.checkpoint, args.data, args.split, size, None, out=args.out)
     except ModelsError as exc:
         sys.stderr.write(f"error: {exc}\n")
