@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.cli import entry_point
 from models.data import load_images, load_manifest, normalise, to_grey_rgb
 from models.errors import DataError
 from models.evaluate import open_model
@@ -119,6 +120,7 @@ def bench_onnx(onnx_path: Path, repeats: int) -> dict[str, Any]:
     }
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """Print the benchmark JSON on stdout."""
     settings = ModelsSettings()

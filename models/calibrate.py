@@ -28,6 +28,7 @@ from torch import nn
 
 from contract.labels import LABELS
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from models.cli import entry_point
 from models.data import (
     SHARED_CROP_SCALE,
     check_framing,
@@ -35,7 +36,7 @@ from models.data import (
     load_manifest,
     normalise,
 )
-from models.errors import CheckpointError, ModelsError
+from models.errors import CheckpointError
 from models.export import input_spec
 from models.metrics import macro_f1
 from models.settings import ModelsSettings
@@ -142,9 +143,9 @@ def calibrate(
     return record
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m models.calibrate", description=__doc__)
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--out", type=Path, help="default: calibrated.pt beside the checkpoint")
@@ -157,11 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     out = args.out or args.checkpoint.with_name("calibrated.pt")
-    try:
-        record = calibrate(args.checkpoint, out, args.data, args.split, args.offsets_from)
-    except ModelsError as exc:
-        logger.error("%s", exc)
-        return 2
+    record = calibrate(args.checkpoint, out, args.data, args.split, args.offsets_from)
     logger.info("wrote %s: %s", out, json.dumps(record))
     return 0
 

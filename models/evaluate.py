@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,9 @@ import onnxruntime as ort
 
 from contract.labels import LABELS
 from contract.sidecar import ModelSidecar, SidecarError, sidecar_path_for
+from models.cli import entry_point
 from models.data import check_framing, load_images, load_manifest, normalise
-from models.errors import ModelsError, SidecarMismatchError
+from models.errors import SidecarMismatchError
 from models.files import write_text_atomic
 from models.metrics import report
 
@@ -127,17 +127,13 @@ def add_evaluation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; bad input -> one clear line on stderr and exit code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__)
     add_evaluation_args(p)
     args = p.parse_args(argv)
-    try:
-        evaluate(args.onnx, args.data, args.split, args.out)
-    except ModelsError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+    evaluate(args.onnx, args.data, args.split, args.out)
     return 0
 
 

@@ -27,6 +27,7 @@ from torch import nn
 from contract.labels import LABELS
 from contract.sidecar import ModelSidecar, SaliencySpec, sha256_file, sidecar_path_for
 from models.checkpoint import file_sha256, model_from_checkpoint
+from models.cli import entry_point
 from models.data import SHARED_CROP_SCALE, load_images, load_manifest, normalise
 from models.emotion import LearningEmotionNet
 from models.errors import DataError, ExportError
@@ -211,9 +212,9 @@ def export(
     return sidecar
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = ModelsSettings()
     p = argparse.ArgumentParser(prog="python -m models.export", description=__doc__)
     p.add_argument("--checkpoint", type=Path, default=settings.runs_dir / "shipped" / "best.pt")

@@ -29,6 +29,7 @@ from torch import nn
 
 from contract.labels import LABELS
 from models.checkpoint import load_checkpoint, model_from_checkpoint
+from models.cli import entry_point
 from models.data import (
     FER_CLASSES,
     SHARED_CROP_SCALE,
@@ -38,7 +39,7 @@ from models.data import (
     load_manifest,
 )
 from models.emotion import LearningEmotionNet
-from models.errors import CheckpointError, ModelsError
+from models.errors import CheckpointError
 from models.files import write_text_atomic
 from models.metrics import report
 from models.scoring import input_norm
@@ -108,20 +109,16 @@ def score(ckpt_path: Path, data_dir: Path, split: str | None) -> dict[str, Any]:
     }
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m models.ferjoy", description=__doc__)
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    try:
-        rep = score(args.checkpoint, args.data, args.split)
-    except ModelsError as exc:
-        logger.error("%s", exc)
-        return 2
+    rep = score(args.checkpoint, args.data, args.split)
     write_text_atomic(args.out, json.dumps(rep, indent=2) + "\n")
     logger.info(
         "n=%d macro-F1: joy from the FER2013 head %.4f, six-way head %.4f -> %s",

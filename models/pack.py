@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from models.cli import entry_point
 from models.data import FRAMING, load_grey, load_manifest, write_manifest_as
 from models.errors import DataError
 from models.settings import ModelsSettings
@@ -101,9 +102,9 @@ def unpack_fer(folder: Path) -> Path:
     return target
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = ModelsSettings()
     p = argparse.ArgumentParser(prog="python -m models.pack", description=__doc__)
     p.add_argument("--img-size", type=int, default=64)

@@ -31,6 +31,7 @@ from torch import nn
 
 from contract.sidecar import ModelSidecar, SidecarError, sidecar_path_for
 from models.checkpoint import build_model, model_args_of, save_checkpoint
+from models.cli import entry_point
 from models.errors import ExportError, RecoveryError
 from models.export import check_parity, export_onnx, input_spec, parity_inputs
 from models.settings import ModelsSettings
@@ -204,9 +205,9 @@ def recover(onnx_path: Path, out: Path, *, tol: float = 1e-4, n_parity: int = 32
     return out
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = ModelsSettings()
     p = argparse.ArgumentParser(prog="python -m models.recover", description=__doc__)
     p.add_argument("--onnx", type=Path, default=settings.weights_dir / "learning_emotion.onnx")

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +48,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from models.cli import entry_point
 from models.data import FRAMING, load_manifest, write_manifest_as
-from models.errors import DataError, ModelsError
+from models.errors import DataError
 from models.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -225,9 +225,9 @@ def reframe(
     return doc
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; bad input -> one clear line on stderr and exit code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m models.reframe", description=__doc__)
     p.add_argument("--data", type=Path, required=True, help="manifest folder (shared format)")
     p.add_argument("--out", type=Path, required=True, help="new manifest folder")
@@ -238,16 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated sources that were not cut by the 1.3x box rule",
     )
     args = p.parse_args(argv)
-    try:
-        reframe(
-            args.data,
-            args.out,
-            args.eye_distance,
-            tuple(s for s in args.landmark_sources.split(",") if s),
-        )
-    except ModelsError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+    reframe(
+        args.data,
+        args.out,
+        args.eye_distance,
+        tuple(s for s in args.landmark_sources.split(",") if s),
+    )
     return 0
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from contract.labels import LABELS
 from models.checkpoint import load_checkpoint
+from models.cli import entry_point
 from models.evaluate import evaluate
 from models.export import export
 from models.files import write_text_atomic
@@ -123,9 +124,9 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m models.results", description=__doc__)
     p.add_argument("--runs", type=Path, default=ModelsSettings().runs_dir)
     p.add_argument("--data", type=Path, default=ModelsSettings().learning_emotions_dir)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 
 from contract import LABELS
+from models.cli import entry_point
 from models.data import check_framing, load_images, load_manifest
 from models.errors import ModelsError
 from models.evaluate import add_evaluation_args, open_model, predict
@@ -183,18 +183,14 @@ def robustness(
     return doc
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; bad input -> one clear line on stderr and exit code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m models.robustness", description=__doc__)
     add_evaluation_args(p)
     p.add_argument("--native", type=int, default=160, help="side the changes are applied at")
     args = p.parse_args(argv)
-    try:
-        robustness(args.onnx, args.data, args.split, args.out, args.native)
-    except ModelsError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+    robustness(args.onnx, args.data, args.split, args.out, args.native)
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,9 @@ import torch
 from torch import nn
 
 from models.checkpoint import model_from_checkpoint
+from models.cli import entry_point
 from models.data import Batches, load_grey, load_manifest
-from models.errors import CheckpointError, ModelsError
+from models.errors import CheckpointError
 from models.files import write_text_atomic
 from models.metrics import report
 
@@ -90,9 +90,9 @@ def run_img_size(ckpt: dict[str, Any], path: Path) -> int:
     return size
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; bad input -> one clear line on stderr and exit code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m models.scoring", description=__doc__)
     p.add_argument("--checkpoint", type=Path, required=True, help="a run's best.pt (or last.pt)")
     p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv")
@@ -100,12 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--img-size", type=int, default=0, help="default: the run's own")
     p.add_argument("--out", type=Path, default=None, help="default: best.<split>.json beside it")
     args = p.parse_args(argv)
-    try:
-        size = args.img_size or None  # None: the run's own
-        split_report(args.checkpoint, args.data, args.split, size, None, out=args.out)
-    except ModelsError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+    size = args.img_size or None  # None: the run's own
+    split_report(args.checkpoint, args.data, args.split, size, None, out=args.out)
     return 0
 
 

@@ -33,8 +33,9 @@ from torch import nn
 
 from models.calibrate import batch_logits, split_inputs
 from models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from models.cli import entry_point
 from models.data import SHARED_CROP_SCALE, check_framing
-from models.errors import CheckpointError, ModelsError
+from models.errors import CheckpointError
 from models.metrics import macro_f1
 from models.settings import ModelsSettings
 
@@ -185,9 +186,9 @@ def make_soup(
     return record
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m models.soup", description=__doc__)
     p.add_argument("--checkpoints", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -196,18 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--weights", type=float, nargs="+")
     args = p.parse_args(argv)
-    try:
-        record = make_soup(
-            args.checkpoints,
-            args.out,
-            args.data,
-            split=args.split,
-            greedy=args.greedy,
-            weights=args.weights,
-        )
-    except ModelsError as exc:
-        logger.error("%s", exc)
-        return 2
+    record = make_soup(
+        args.checkpoints,
+        args.out,
+        args.data,
+        split=args.split,
+        greedy=args.greedy,
+        weights=args.weights,
+    )
     logger.info("wrote %s: %s", args.out, json.dumps(record))
     return 0
 

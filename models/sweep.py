@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from models.checkpoint import load_checkpoint
+from models.cli import entry_point
 from models.data import load_images, load_manifest
 from models.errors import ConfigError
 from models.files import write_text_atomic
@@ -121,9 +122,9 @@ def test_run(run: Path, data: Path, split: str, report: Path) -> dict[str, Any]:
     return {"tested": True}
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = ModelsSettings()
     p = argparse.ArgumentParser(prog="python -m models.sweep", description=__doc__)
     p.add_argument("--plan", type=Path, required=True)

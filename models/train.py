@@ -36,6 +36,7 @@ from models.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
+from models.cli import entry_point
 from models.data import (
     FER_CLASSES,
     SHARED_CROP_SCALE,
@@ -478,9 +479,9 @@ def _parse(argv: list[str] | None) -> tuple[TrainConfig, Path, Path | None]:
     return cfg, out, args.resume
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg, out, resume = _parse(argv)
     settings = ModelsSettings()
     if settings.torch_threads > 0:

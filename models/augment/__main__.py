@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from models.augment.job import (
     train_augmenter,
 )
 from models.augment.quality import nearest_neighbour_report, reconstruction_report
-from models.errors import ModelsError
+from models.cli import entry_point
 from models.files import write_text_atomic
 from models.settings import ModelsSettings
 
@@ -88,18 +87,14 @@ def run(args: argparse.Namespace) -> None:
         logger.info("%s", json.dumps(rep["per_class"]))
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; bad inputs end with one line naming them, exit status 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = _parser().parse_args(argv)
     settings = ModelsSettings()
     if settings.torch_threads > 0:
         torch.set_num_threads(settings.torch_threads)
-    try:
-        run(args)
-    except ModelsError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+    run(args)
     return 0
 
 

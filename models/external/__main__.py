@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from models.cli import entry_point
 from models.data import SHARED_CROP_SCALE
-from models.errors import ModelsError
 from models.external.build import FaceFinder, build, cut_face, read_media
 from models.external.fetch import fetch
 
@@ -64,9 +63,9 @@ def faces(media: list[Path], sheet: Path | None) -> int:
     return 0
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(
         prog="python -m models.external",
         description=__doc__,
@@ -84,18 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", type=Path, required=True)
     b.add_argument("--crop-scale", type=float, default=SHARED_CROP_SCALE)
     args = p.parse_args(argv)
-    try:
-        if args.command == "fetch":
-            sys.stdout.write(json.dumps(fetch(args.dest)) + "\n")
-            return 0
-        if args.command == "faces":
-            return faces(args.media, args.sheet)
-        doc = build(args.labels, args.media, args.out, args.crop_scale)
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    if args.command == "fetch":
+        sys.stdout.write(json.dumps(fetch(args.dest)) + "\n")
         return 0
-    except ModelsError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+    if args.command == "faces":
+        return faces(args.media, args.sheet)
+    doc = build(args.labels, args.media, args.out, args.crop_scale)
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -82,3 +82,33 @@ def test_evaluate_cli_reports_bad_input_without_traceback(tmp_path, capsys):
     )
     assert rc == 2
     assert "x.onnx not found" in capsys.readouterr().err
+
+
+def _missing_input_argv(tmp_path, monkeypatch):
+    """Each job with a missing input it must name: (main, argv, the named path)."""
+    from models.export import main as export_main
+    from models.recover import main as recover_main
+    from models.train import main as train_main
+
+    monkeypatch.setenv("EMO_DATA_DIR", str(tmp_path / "no-data"))
+    ckpt, onnx = tmp_path / "missing.pt", tmp_path / "missing.onnx"
+    return [
+        (export_main, ["--checkpoint", str(ckpt), "--out", str(tmp_path / "x.onnx")], ckpt),
+        (recover_main, ["--onnx", str(onnx), "--out", str(tmp_path / "r.pt")], tmp_path),
+        (
+            train_main,
+            ["--pretrain-steps", "0", "--finetune-steps", "1", "--out", str(tmp_path / "run")],
+            tmp_path / "no-data",
+        ),
+    ]
+
+
+def test_jobs_end_bad_input_with_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    # Every models.* job shares models.cli.entry_point: a missing input is one "error:" line
+    # naming it and exit status 2, never a traceback (export, recover and train used to raise).
+    for main, argv, named in _missing_input_argv(tmp_path, monkeypatch):
+        assert main(argv) == 2, main.__module__
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1 and str(named) in lines[0], (main.__module__, err)
+        assert "Traceback" not in err
