@@ -439,14 +439,19 @@ class Batches:
         mean: float,
         std: float,
         weights: np.ndarray | None = None,
+        *,
+        sources: np.ndarray | None = None,
     ) -> None:
         self.x = torch.from_numpy(grey)  # (N, H, W) uint8
         self.y = torch.from_numpy(labels.astype(np.int64))
         self.mean, self.std = mean, std
         # per-sample loss weights (group_weights), or None: the trainer's class weights
         self.w = None if weights is None else torch.from_numpy(weights.astype(np.float32))
+        # per-sample source ids (for --source-adversary), or None
+        self.s = None if sources is None else torch.from_numpy(sources.astype(np.int64))
         self.order = torch.empty(0, dtype=torch.long)
         self.pos = 0
+        self.last = self.order  # indices of the batch ``next`` handed out last
 
     def __len__(self) -> int:
         return len(self.y)
@@ -465,6 +470,7 @@ class Batches:
             self.pos = 0
         idx = self.order[self.pos : self.pos + size]
         self.pos += size
+        self.last = idx
         return self.prep(idx), self.y[idx], None if self.w is None else self.w[idx]
 
 

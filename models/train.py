@@ -29,6 +29,7 @@ from torch import nn
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from contract.labels import LABELS
+from models.adversary import SourceAdversary, ramp
 from models.checkpoint import (
     build_model,
     load_checkpoint,
@@ -110,6 +111,8 @@ class Trainer:
         self.aux_head: nn.Linear | None = None  # --fer-aux: FER2013 head while fine-tuning
         self.aux: Batches | None = None
         self.ema: nn.Module | None = None  # --ema: the averaged fine-tuning weights
+        self.adversary: SourceAdversary | None = None  # --source-adversary (not exported)
+        self._progress = 0.0  # of the running phase, for the adversary's schedule
         self._ema_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.crop_scale = SHARED_CROP_SCALE  # the data's framing, for the exported sidecar
         self.opt = self._optimizer()
@@ -130,6 +133,22 @@ class Trainer:
         self.aux_head = nn.Linear(features, len(FER_CLASSES)).to(device())
         self.opt.add_param_group({"params": list(self.aux_head.parameters())})
         return self.aux_head
+
+    def add_adversary(
+        self, labels: np.ndarray, sources: np.ndarray, state: dict[str, Any] | None = None
+    ) -> None:
+        """Train a source adversary on the fine-tuning batches (``cfg.source_adversary`` > 0):
+        new for these training labels and source ids, or the saved ``state``."""
+        if not isinstance(self.model, LearningEmotionNet):
+            raise ConfigError(f"--source-adversary needs a fusion model, not {self.cfg.arch!r}")
+        if state is not None:
+            adversary = SourceAdversary.from_state(state)
+        else:
+            adversary = SourceAdversary.for_data(
+                self.model.num_features, labels, sources, len(LABELS)
+            )
+        self.adversary = adversary.to(device())
+        self.opt.add_param_group({"params": list(self.adversary.parameters())})
 
     def fer_head_state(self) -> dict[str, torch.Tensor] | None:
         """A copy of the 7-way FER2013 pre-training head, or None if the head is not one."""
@@ -178,6 +197,7 @@ class Trainer:
             "model": (self.model if model is None else model).state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None and model is None else None,
             "aux_head": self.aux_head.state_dict() if self.aux_head is not None else None,
+            "adversary": None if self.adversary is None else self.adversary.state_dict(),
             "optimizer": self.opt.state_dict(),
             "phase": phase.name,
             "phases": {k: asdict(v) for k, v in self.phases.items()},
@@ -200,6 +220,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         if ckpt.get("aux_head") is not None:
             self._new_aux_head().load_state_dict(ckpt["aux_head"])
+        if ckpt.get("adversary") is not None:
+            self.add_adversary(np.empty(0), np.empty(0), state=ckpt["adversary"])
         if ckpt.get("ema") is not None:
             self.start_ema()
             cast(nn.Module, self.ema).load_state_dict(ckpt["ema"])
@@ -228,6 +250,7 @@ class Trainer:
         while phase.step < max_steps and phase.elapsed < budget:
             t0 = time.monotonic()
             progress = max(phase.elapsed / budget, phase.step / max_steps)
+            self._progress = progress
             for group in self.opt.param_groups:
                 group["lr"] = base_lr * lr_factor(cfg, phase, progress)
             loss = self._loss(train, loss_fn, aux=name == "finetune")
@@ -281,16 +304,27 @@ class Trainer:
             )
             return (per * w).sum() / w.sum()
 
-        if not aux or self.aux is None or self.aux_head is None:
+        with_fer = aux and self.aux is not None and self.aux_head is not None
+        with_adversary = aux and self.adversary is not None and train.s is not None
+        if not with_fer and not with_adversary:
             return main_loss(self.model(x))
-        xf, yf, _ = self._batch(self.aux)
+        xf, yf, _ = self._batch(cast(Batches, self.aux)) if with_fer else (x[:0], y[:0], None)
         model = cast(LearningEmotionNet, self.model)
         pooled = model.forward_head(model.forward_features(torch.cat([x, xf])), pre_logits=True)
-        main = main_loss(model.head(pooled[: len(x)]))
-        fer = nn.functional.cross_entropy(
-            self.aux_head(pooled[len(x) :]), yf, label_smoothing=self.cfg.label_smoothing
-        )
-        return main + self.cfg.fer_aux * fer
+        loss = main_loss(model.head(pooled[: len(x)]))
+        if with_fer:
+            loss = loss + self.cfg.fer_aux * nn.functional.cross_entropy(
+                cast(nn.Linear, self.aux_head)(pooled[len(x) :]),
+                yf,
+                label_smoothing=self.cfg.label_smoothing,
+            )
+        if with_adversary:
+            sources = cast(torch.Tensor, train.s)[train.last].to(device())
+            scale = self.cfg.source_adversary * ramp(self._progress)
+            loss = loss + cast(SourceAdversary, self.adversary).loss(
+                pooled[: len(x)], y, sources, scale
+            )
+        return loss
 
     def _class_weights(self, train: Batches, n_classes: int) -> torch.Tensor:
         counts = torch.bincount(train.y, minlength=n_classes).float().clamp_min(1)
@@ -367,9 +401,12 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
         sx, sy = load_extra_crops(Path(cfg.synthetic), cfg.img_size)
         train_x, train_y = np.concatenate([train_x, sx]), np.concatenate([train_y, sy])
         groups += [f"synthetic/{y}" for y in sy]
+    source_names, source_ids = np.unique([g.split("/")[0] for g in groups], return_inverse=True)
     return {
         "train": (train_x, train_y),
         "train_weights": group_weights(groups) if cfg.group_weighting else None,
+        "train_sources": source_ids,  # ids into source_names, per training crop
+        "source_names": [str(n) for n in source_names],
         "val": (_grey(rgb["val"]), labels["val"]),
         "sun_batches": list(sun_rgb.split(64)),  # (b, 3, H, W) RGB in [0, 1]
     }
@@ -436,7 +473,17 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     if cfg.fer_aux > 0 and fer is not None:
         fx, fy, fit, _ = fer
         trainer.add_aux(Batches(fx[fit], fy[fit], mean, std), fer_head)
-    tr = Batches(data["train"][0], data["train"][1], mean, std, data["train_weights"])
+    if cfg.source_adversary > 0 and trainer.adversary is None:
+        trainer.add_adversary(data["train"][1], data["train_sources"])
+        logger.info("source adversary over %s", data["source_names"])
+    tr = Batches(
+        data["train"][0],
+        data["train"][1],
+        mean,
+        std,
+        data["train_weights"],
+        sources=data["train_sources"] if cfg.source_adversary > 0 else None,
+    )
     va = Batches(data["val"][0], data["val"][1], mean, std)
     trainer.run_phase("finetune", tr, va, cfg.finetune_minutes, cfg.finetune_steps)
     best = out / "best.pt"
@@ -471,6 +518,8 @@ def _parse(argv: list[str] | None) -> tuple[TrainConfig, Path, Path | None]:
         raise ConfigError(f"--stem must be patch or conv, got {cfg.stem!r}")
     if not 0.0 <= cfg.ema < 1.0:
         raise ConfigError(f"--ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
+    if cfg.source_adversary < 0:
+        raise ConfigError(f"--source-adversary must be >= 0 (0 = off), got {cfg.source_adversary}")
     if not 1.0 <= cfg.zoom_max <= 2.0:
         raise ConfigError(f"--zoom-max must be in [1, 2] (a factor), got {cfg.zoom_max}")
     tag = cfg.arch.replace("baseline:", "") + ("" if "baseline:" in cfg.arch else f"-{cfg.fusion}")

@@ -54,6 +54,10 @@ class TrainConfig:
     regroup: str = ""  # move subjects between train and val, e.g. "xhy1:train" (data.regroup)
     # fine-tuning: score and save an exponential moving average of the weights (0 = off)
     ema: float = 0.0
+    # fine-tuning: weight of a gradient-reversed head that predicts each crop's source from the
+    # pooled features among the sources its own class has (a class-conditional adversary, so
+    # features of one class cannot tell its sources apart; 0 = off; fusion models only)
+    source_adversary: float = 0.0
 
 
 PRESETS: dict[str, dict[str, Any]] = {
