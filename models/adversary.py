@@ -75,12 +75,13 @@ class SourceAdversary(nn.Module):
     ) -> torch.Tensor:
         """Cross-entropy of the source among the class's sources, over the crops whose class
         has two or more; the features receive its gradient reversed and times ``scale``."""
-        keep = self.mask[labels].sum(dim=1) > 1
+        own = self.mask[labels]  # (B, S): the sources of each crop's class
+        keep = own.sum(dim=1) > 1
         if not bool(keep.any()):
             return pooled.sum() * 0.0  # no class here has two sources
         n_classes, n_sources = self.mask.shape
         y = labels[keep]
         logits = self.head(reverse_gradient(pooled[keep], scale)).view(-1, n_classes, n_sources)
         logits = logits[torch.arange(len(y), device=y.device), y]
-        logits = logits.masked_fill(~self.mask[y], float("-inf"))
+        logits = logits.masked_fill(~own[keep], float("-inf"))
         return nn.functional.cross_entropy(logits, sources[keep])

@@ -112,7 +112,6 @@ class Trainer:
         self.aux: Batches | None = None
         self.ema: nn.Module | None = None  # --ema: the averaged fine-tuning weights
         self.adversary: SourceAdversary | None = None  # --source-adversary (not exported)
-        self._progress = 0.0  # of the running phase, for the adversary's schedule
         self._ema_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.crop_scale = SHARED_CROP_SCALE  # the data's framing, for the exported sidecar
         self.opt = self._optimizer()
@@ -120,8 +119,7 @@ class Trainer:
     def add_aux(self, fer: Batches, head: dict[str, torch.Tensor] | None = None) -> None:
         """Joint FER2013 loss while fine-tuning: a 7-way head on the pooled features, new or
         ``head`` (the pre-training head, which then goes on learning)."""
-        if not isinstance(self.model, LearningEmotionNet):
-            raise ConfigError(f"--fer-aux needs a fusion model, not {self.cfg.arch!r}")
+        self._fusion_model("--fer-aux")
         if self.aux_head is None:
             self._new_aux_head()
             if head is not None:
@@ -134,21 +132,20 @@ class Trainer:
         self.opt.add_param_group({"params": list(self.aux_head.parameters())})
         return self.aux_head
 
-    def add_adversary(
-        self, labels: np.ndarray, sources: np.ndarray, state: dict[str, Any] | None = None
-    ) -> None:
-        """Train a source adversary on the fine-tuning batches (``cfg.source_adversary`` > 0):
-        new for these training labels and source ids, or the saved ``state``."""
-        if not isinstance(self.model, LearningEmotionNet):
-            raise ConfigError(f"--source-adversary needs a fusion model, not {self.cfg.arch!r}")
-        if state is not None:
-            adversary = SourceAdversary.from_state(state)
-        else:
-            adversary = SourceAdversary.for_data(
-                self.model.num_features, labels, sources, len(LABELS)
-            )
+    def add_adversary(self, labels: np.ndarray, sources: np.ndarray) -> None:
+        """Train a new source adversary for these training labels and source ids on the
+        fine-tuning batches (``cfg.source_adversary`` > 0)."""
+        features = self._fusion_model("--source-adversary").num_features
+        self._attach_adversary(SourceAdversary.for_data(features, labels, sources, len(LABELS)))
+
+    def _attach_adversary(self, adversary: SourceAdversary) -> None:
         self.adversary = adversary.to(device())
         self.opt.add_param_group({"params": list(self.adversary.parameters())})
+
+    def _fusion_model(self, flag: str) -> LearningEmotionNet:
+        if not isinstance(self.model, LearningEmotionNet):
+            raise ConfigError(f"{flag} needs a fusion model, not {self.cfg.arch!r}")
+        return self.model
 
     def fer_head_state(self) -> dict[str, torch.Tensor] | None:
         """A copy of the 7-way FER2013 pre-training head, or None if the head is not one."""
@@ -221,7 +218,7 @@ class Trainer:
         if ckpt.get("aux_head") is not None:
             self._new_aux_head().load_state_dict(ckpt["aux_head"])
         if ckpt.get("adversary") is not None:
-            self.add_adversary(np.empty(0), np.empty(0), state=ckpt["adversary"])
+            self._attach_adversary(SourceAdversary.from_state(ckpt["adversary"]))
         if ckpt.get("ema") is not None:
             self.start_ema()
             cast(nn.Module, self.ema).load_state_dict(ckpt["ema"])
@@ -250,10 +247,9 @@ class Trainer:
         while phase.step < max_steps and phase.elapsed < budget:
             t0 = time.monotonic()
             progress = max(phase.elapsed / budget, phase.step / max_steps)
-            self._progress = progress
             for group in self.opt.param_groups:
                 group["lr"] = base_lr * lr_factor(cfg, phase, progress)
-            loss = self._loss(train, loss_fn, aux=name == "finetune")
+            loss = self._loss(train, loss_fn, aux=name == "finetune", progress=progress)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], 5.0)
@@ -292,7 +288,9 @@ class Trainer:
         )
         return x.to(device()), y.to(device()), None if w is None else w.to(device())
 
-    def _loss(self, train: Batches, loss_fn: nn.Module, aux: bool) -> torch.Tensor:
+    def _loss(
+        self, train: Batches, loss_fn: nn.Module, aux: bool, progress: float = 0.0
+    ) -> torch.Tensor:
         """One batch's loss; with the FER2013 head, one forward over both batches."""
         x, y, w = self._batch(train)
 
@@ -320,7 +318,7 @@ class Trainer:
             )
         if with_adversary:
             sources = cast(torch.Tensor, train.s)[train.last].to(device())
-            scale = self.cfg.source_adversary * ramp(self._progress)
+            scale = self.cfg.source_adversary * ramp(progress)
             loss = loss + cast(SourceAdversary, self.adversary).loss(
                 pooled[: len(x)], y, sources, scale
             )
