@@ -13,13 +13,11 @@ average of the weights, and that average is what is scored and saved as ``best.p
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
-import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -63,7 +61,7 @@ from models.recover import recover
 from models.saliency import fit_sun_params
 from models.scoring import device, evaluate_torch, input_norm, split_report
 from models.settings import ModelsSettings
-from models.train_config import PRESETS, TrainConfig
+from models.train_config import Phase, TrainConfig, lr_factor, parse_cli
 
 logger = logging.getLogger(__name__)
 
@@ -73,31 +71,8 @@ def n_classes(phase: str) -> int:
     return len(FER_CLASSES) if phase == "pretrain" else len(LABELS)
 
 
-@dataclass
-class Phase:
-    """Training state of one phase (persisted in checkpoints)."""
-
-    name: str
-    step: int = 0
-    elapsed: float = 0.0
-    best: float = -1.0
-    since_best: int = 0
-    lr_scale: float = 1.0
-    done: bool = False
-
-
 def _grey(rgb: np.ndarray) -> np.ndarray:
     return to_grey_rgb(rgb)[..., 0]  # (N, H, W)
-
-
-def lr_factor(cfg: TrainConfig, phase: Phase, progress: float) -> float:
-    """Multiplier of ``cfg.lr``: warmup + cosine over progress, or the plateau scale."""
-    if cfg.schedule == "plateau":
-        return phase.lr_scale
-    if progress < cfg.warmup_frac:
-        return max(progress / cfg.warmup_frac, 0.01)
-    t = (progress - cfg.warmup_frac) / max(1e-9, 1.0 - cfg.warmup_frac)
-    return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
 class Trainer:
@@ -307,8 +282,9 @@ class Trainer:
         if not with_fer and not with_adversary:
             return main_loss(self.model(x))
         xf, yf, _ = self._batch(cast(Batches, self.aux)) if with_fer else (x[:0], y[:0], None)
+        inputs = torch.cat([x, xf]) if with_fer else x  # no copy on the adversary-only path
         model = cast(LearningEmotionNet, self.model)
-        pooled = model.forward_head(model.forward_features(torch.cat([x, xf])), pre_logits=True)
+        pooled = model.forward_head(model.forward_features(inputs), pre_logits=True)
         loss = main_loss(model.head(pooled[: len(x)]))
         if with_fer:
             loss = loss + self.cfg.fer_aux * nn.functional.cross_entropy(
@@ -491,45 +467,10 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     return best
 
 
-def _yes_no(text: str) -> bool:
-    if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise argparse.ArgumentTypeError(f"expected yes/no, got {text!r}")
-    return text.lower() in ("1", "true", "yes", "on")
-
-
-def _parse(argv: list[str] | None) -> tuple[TrainConfig, Path, Path | None]:
-    p = argparse.ArgumentParser(prog="python -m models.train", description=__doc__)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    p.add_argument("--out", type=Path, help="run folder (default runs/<arch>-<fusion>-s<seed>)")
-    p.add_argument("--resume", type=Path, help="a last.pt to continue")
-    for f in TrainConfig.__dataclass_fields__.values():
-        kind = _yes_no if isinstance(f.default, bool) else type(f.default)
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
-    args = p.parse_args(argv)
-    over = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
-    cfg = replace(
-        TrainConfig(**PRESETS[args.preset]), **{k: v for k, v in over.items() if v is not None}
-    )
-    if cfg.schedule not in ("cosine", "plateau"):
-        raise ConfigError(f"--schedule must be cosine or plateau, got {cfg.schedule!r}")
-    if cfg.stem not in ("patch", "conv"):
-        raise ConfigError(f"--stem must be patch or conv, got {cfg.stem!r}")
-    if not 0.0 <= cfg.ema < 1.0:
-        raise ConfigError(f"--ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
-    if cfg.source_adversary < 0:
-        raise ConfigError(f"--source-adversary must be >= 0 (0 = off), got {cfg.source_adversary}")
-    if not 1.0 <= cfg.zoom_max <= 2.0:
-        raise ConfigError(f"--zoom-max must be in [1, 2] (a factor), got {cfg.zoom_max}")
-    tag = cfg.arch.replace("baseline:", "") + ("" if "baseline:" in cfg.arch else f"-{cfg.fusion}")
-    tag += "-conv" if cfg.stem == "conv" and "baseline:" not in cfg.arch else ""
-    out = args.out or ModelsSettings().runs_dir / f"{tag}-s{cfg.seed}"
-    return cfg, out, args.resume
-
-
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    cfg, out, resume = _parse(argv)
+    cfg, out, resume = parse_cli(argv, description=__doc__)
     settings = ModelsSettings()
     if settings.torch_threads > 0:
         torch.set_num_threads(settings.torch_threads)

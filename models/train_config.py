@@ -1,9 +1,16 @@
-"""What a training run depends on: ``TrainConfig`` (stored in its checkpoints) and presets."""
+"""What a training run depends on: ``TrainConfig`` (stored in its checkpoints), presets, the
+learning-rate schedule, each phase's persisted state and the command line that builds them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
+
+from models.errors import ConfigError
+from models.settings import ModelsSettings
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,29 @@ class TrainConfig:
     source_adversary: float = 0.0
 
 
+@dataclass
+class Phase:
+    """Training state of one phase (persisted in checkpoints)."""
+
+    name: str
+    step: int = 0
+    elapsed: float = 0.0
+    best: float = -1.0
+    since_best: int = 0
+    lr_scale: float = 1.0
+    done: bool = False
+
+
+def lr_factor(cfg: TrainConfig, phase: Phase, progress: float) -> float:
+    """Multiplier of ``cfg.lr``: warmup + cosine over progress, or the plateau scale."""
+    if cfg.schedule == "plateau":
+        return phase.lr_scale
+    if progress < cfg.warmup_frac:
+        return max(progress / cfg.warmup_frac, 0.01)
+    t = (progress - cfg.warmup_frac) / max(1e-9, 1.0 - cfg.warmup_frac)
+    return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     # tuned from-scratch CPU recipe: higher lr + cosine, fits 45 min on 2 cores
     "cpu": {},
@@ -74,3 +104,43 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_every": 162,  # one epoch (5,185 crops / 32), so the plateau rule counts epochs
     },
 }
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise argparse.ArgumentTypeError(f"expected yes/no, got {text!r}")
+    return text.lower() in ("1", "true", "yes", "on")
+
+
+def parse_cli(
+    argv: list[str] | None, description: str | None = None
+) -> tuple[TrainConfig, Path, Path | None]:
+    """``python -m models.train``'s command line: a ``TrainConfig`` (a preset with every
+    field as a flag over it), the run folder and the checkpoint to resume, if any. Bad values
+    raise ``ConfigError`` naming the flag."""
+    p = argparse.ArgumentParser(prog="python -m models.train", description=description)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    p.add_argument("--out", type=Path, help="run folder (default runs/<arch>-<fusion>-s<seed>)")
+    p.add_argument("--resume", type=Path, help="a last.pt to continue")
+    for f in TrainConfig.__dataclass_fields__.values():
+        kind = _yes_no if isinstance(f.default, bool) else type(f.default)
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
+    args = p.parse_args(argv)
+    over = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    cfg = replace(
+        TrainConfig(**PRESETS[args.preset]), **{k: v for k, v in over.items() if v is not None}
+    )
+    if cfg.schedule not in ("cosine", "plateau"):
+        raise ConfigError(f"--schedule must be cosine or plateau, got {cfg.schedule!r}")
+    if cfg.stem not in ("patch", "conv"):
+        raise ConfigError(f"--stem must be patch or conv, got {cfg.stem!r}")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ConfigError(f"--ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
+    if cfg.source_adversary < 0:
+        raise ConfigError(f"--source-adversary must be >= 0 (0 = off), got {cfg.source_adversary}")
+    if not 1.0 <= cfg.zoom_max <= 2.0:
+        raise ConfigError(f"--zoom-max must be in [1, 2] (a factor), got {cfg.zoom_max}")
+    tag = cfg.arch.replace("baseline:", "") + ("" if "baseline:" in cfg.arch else f"-{cfg.fusion}")
+    tag += "-conv" if cfg.stem == "conv" and "baseline:" not in cfg.arch else ""
+    out = args.out or ModelsSettings().runs_dir / f"{tag}-s{cfg.seed}"
+    return cfg, out, args.resume

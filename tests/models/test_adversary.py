@@ -14,7 +14,8 @@ from contract.labels import LABELS
 from models.adversary import SourceAdversary, ramp, reverse_gradient
 from models.checkpoint import load_checkpoint
 from models.errors import ConfigError
-from models.train import _parse, train
+from models.train import train
+from models.train_config import parse_cli
 from tests.models.conftest import TINY_CFG, real_rows, write_manifest
 
 # class 0 from sources 0 and 1, class 1 from source 2 only, class 2 from sources 1 and 2
@@ -86,7 +87,7 @@ def test_a_run_trains_the_adversary_saves_it_and_resumes_it(tiny_run, two_source
 
 def test_the_adversary_is_refused_for_baselines_and_below_zero(two_sources, tmp_path):
     with pytest.raises(ConfigError, match="--source-adversary must be >= 0"):
-        _parse(["--source-adversary", "-1"])
+        parse_cli(["--source-adversary", "-1"])
     cfg = replace(TINY_CFG, arch="baseline:resnet18", data_dir=str(two_sources), img_size=64)
     cfg = replace(cfg, source_adversary=1.0, pretrain_steps=0)
     with pytest.raises(ConfigError, match="--source-adversary needs a fusion model"):

@@ -100,12 +100,12 @@ def test_photometric_changes_exposure_and_tone_with_the_sensor_clipping(tiny_dat
 
 def test_zoom_range_is_a_training_option_checked_by_name() -> None:
     from models.errors import ConfigError
-    from models.train import _parse
+    from models.train_config import parse_cli
 
-    cfg, _, _ = _parse(["--zoom", "0.5", "--zoom-max", "1.5"])
+    cfg, _, _ = parse_cli(["--zoom", "0.5", "--zoom-max", "1.5"])
     assert (cfg.zoom, cfg.zoom_max) == (0.5, 1.5)
     with pytest.raises(ConfigError, match="--zoom-max must be in"):
-        _parse(["--zoom-max", "0.8"])
+        parse_cli(["--zoom-max", "0.8"])
     sq = torch.full((64, 3, 64, 64), -1.0)
     sq[:, :, 24:40, 24:40] = 1.0
     wide = (zoom(sq, torch.Generator().manual_seed(0), 1.0, 1.5)[:, 0] > 0).sum(dim=(1, 2))

@@ -11,7 +11,8 @@ import torch
 from models.emotion import check_arch, create_model
 from models.errors import ConfigError
 from models.sweep import main, read_plan
-from models.train import Trainer, _parse
+from models.train import Trainer
+from models.train_config import parse_cli
 from tests.models.conftest import TINY_CFG
 
 PLANS = Path(__file__).resolve().parents[2] / "models" / "plans"
@@ -92,7 +93,7 @@ def test_shipped_plans_parse_into_train_configs(plan: Path, tmp_path: Path) -> N
     common, runs = read_plan(plan)
     assert runs
     for name, args in runs.items():
-        cfg, out, resume = _parse([*common, *args, "--out", str(tmp_path / name)])
+        cfg, out, resume = parse_cli([*common, *args, "--out", str(tmp_path / name)])
         assert out == tmp_path / name and resume is None
         assert cfg.pretrain_minutes > 0 and cfg.finetune_minutes > 0, name
         check_arch(cfg.arch)  # the check create_model makes: raises on an unknown name

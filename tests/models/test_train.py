@@ -26,7 +26,8 @@ from models.data import (
 )
 from models.errors import CheckpointError, ConfigError, DataError
 from models.export import export
-from models.train import Trainer, _parse, train
+from models.train import Trainer, train
+from models.train_config import parse_cli
 from tests.models.conftest import TINY_CFG, real_rows, write_manifest
 
 
@@ -319,4 +320,4 @@ def test_ema_scores_and_saves_the_average_and_resumes_it(tiny_data, tiny_fer, tm
 
 def test_bad_ema_decays_are_named():
     with pytest.raises(ConfigError, match="--ema must be a decay in"):
-        _parse(["--ema", "1.0"])
+        parse_cli(["--ema", "1.0"])
