@@ -281,15 +281,15 @@ class Trainer:
         with_adversary = aux and self.adversary is not None and train.s is not None
         if not with_fer and not with_adversary:
             return main_loss(self.model(x))
-        xf, yf, _ = self._batch(cast(Batches, self.aux)) if with_fer else (x[:0], y[:0], None)
-        inputs = torch.cat([x, xf]) if with_fer else x  # no copy on the adversary-only path
+        fer = self._batch(cast(Batches, self.aux))[:2] if with_fer else None
+        inputs = x if fer is None else torch.cat([x, fer[0]])
         model = cast(LearningEmotionNet, self.model)
         pooled = model.forward_head(model.forward_features(inputs), pre_logits=True)
         loss = main_loss(model.head(pooled[: len(x)]))
-        if with_fer:
+        if fer is not None:
             loss = loss + self.cfg.fer_aux * nn.functional.cross_entropy(
                 cast(nn.Linear, self.aux_head)(pooled[len(x) :]),
-                yf,
+                fer[1],
                 label_smoothing=self.cfg.label_smoothing,
             )
         if with_adversary:
