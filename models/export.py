@@ -6,14 +6,23 @@ Writes an ONNX graph (input ``image`` float32 (B, 3, H, W) normalised as the sid
 greyscale as 3 identical channels; output ``probs`` (B, 6) softmax; dynamic batch; SUN saliency
 inside the graph) and its sidecar JSON (``contract.sidecar.ModelSidecar``), then checks
 itself: ONNX Runtime on real crops must match PyTorch within ``--tol`` (default 1e-4).
+
+``--checkpoint A.pt --checkpoint B.pt ...`` exports a prediction ensemble (``models.ensemble``):
+one graph whose ``probs`` are the mean of its members' probabilities, ``--flip`` also averages
+each face's horizontal mirror. Members must share input size, normalisation and crop scale;
+the sidecar's ``model`` is ``{"arch": "ensemble", "flip": ..., "members": [...]}`` and its
+``checkpoint_sha256`` the hash of the members' hashes in order, so the worker reads it as any
+other model.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +61,31 @@ class WithSoftmax(nn.Module):
         return torch.softmax(self.model(image), dim=1)  # (B, 6)
 
 
+class EnsembleProbs(nn.Module):
+    """Logits models -> the mean of their probabilities (B, 6); with ``flip`` each member
+    also sees the horizontal mirror of every face."""
+
+    def __init__(self, members: Sequence[nn.Module], flip: bool = False) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.flip = flip
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Mean softmax over members (and views)."""
+        views = [image, torch.flip(image, dims=[3])] if self.flip else [image]  # (B, 3, H, W)
+        probs = [torch.softmax(m(v), dim=1) for m in self.members for v in views]  # (B, 6) each
+        return torch.stack(probs).mean(0)  # (B, 6)
+
+
+def probs_model(model: nn.Module) -> nn.Module:
+    """A logits model wrapped to output probabilities; an ensemble already does."""
+    return model if isinstance(model, EnsembleProbs) else WithSoftmax(model)
+
+
 def input_spec(model: nn.Module) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
     """(input size, mean, std) of a fusion model or baseline."""
+    if isinstance(model, EnsembleProbs):
+        return input_spec(model.members[0])
     if isinstance(model, LearningEmotionNet):
         return model.cfg.img_size, tuple(model.cfg.mean), tuple(model.cfg.std)
     return int(model.img_size), tuple(model.mean), tuple(model.std)  # type: ignore[arg-type]
@@ -66,7 +98,7 @@ def export_onnx(model: nn.Module, path: Path, size: int) -> None:
     dummy = torch.zeros(2, 3, size, size)
     try:
         torch.onnx.export(
-            WithSoftmax(model).eval(),
+            probs_model(model).eval(),
             (dummy,),
             str(tmp),
             input_names=["image"],
@@ -136,7 +168,7 @@ def parity_inputs(size: int, mean: tuple[float, ...], std: tuple[float, ...], n:
 def check_parity(model: nn.Module, onnx_path: Path, x: np.ndarray, tol: float) -> float:
     """Max |ORT - PyTorch| over the batch (raises ExportError above ``tol``)."""
     with torch.no_grad():
-        ref = WithSoftmax(model).eval()(torch.from_numpy(x)).numpy()
+        ref = probs_model(model).eval()(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = sess.run(["probs"], {"image": x})[0]
     err = float(np.abs(got - ref).max())
@@ -145,46 +177,107 @@ def check_parity(model: nn.Module, onnx_path: Path, x: np.ndarray, tol: float) -
     return err
 
 
+def saliency_spec(models: Sequence[nn.Module]) -> SaliencySpec:
+    """SUN inside the graph if any member uses it (its fitted parameters; one list entry per
+    such member if they differ), else none."""
+    params = [
+        dict(m.cfg.sun)
+        for m in models
+        if isinstance(m, LearningEmotionNet) and m.cfg.fusion != "none"
+    ]
+    if not params:
+        return SaliencySpec(method="none", in_graph=False, params={})
+    same = all(p == params[0] for p in params)
+    return SaliencySpec(
+        method="sun", in_graph=True, params=params[0] if same else {"members": params}
+    )
+
+
 def build_sidecar(
-    model: nn.Module, ckpt: dict[str, Any], onnx_path: Path, ckpt_path: Path
+    model: nn.Module,
+    ckpts: Sequence[dict[str, Any]],
+    onnx_path: Path,
+    ckpt_paths: Sequence[Path],
 ) -> ModelSidecar:
-    """The sidecar describing ``onnx_path``."""
+    """The sidecar describing ``onnx_path`` (one checkpoint, or an ensemble's members)."""
     size, mean, std = input_spec(model)
-    if isinstance(model, LearningEmotionNet) and model.cfg.fusion != "none":
-        sal = SaliencySpec(method="sun", in_graph=True, params=dict(model.cfg.sun))
+    hashes = [file_sha256(p) for p in ckpt_paths]
+    if isinstance(model, EnsembleProbs):
+        members = list(model.members)
+        described: dict[str, object] = {
+            "arch": "ensemble",
+            "flip": model.flip,
+            "members": [
+                {"arch": c["arch"], **c["model_args"], "checkpoint_sha256": h}
+                for c, h in zip(ckpts, hashes, strict=True)
+            ],
+        }
+        ckpt_hash = hashlib.sha256("\n".join(hashes).encode()).hexdigest()
     else:
-        sal = SaliencySpec(method="none", in_graph=False, params={})
+        members = [model]
+        described = {"arch": ckpts[0]["arch"], **ckpts[0]["model_args"]}
+        ckpt_hash = hashes[0]
     return ModelSidecar(
         onnx_file=onnx_path.name,
         onnx_sha256=sha256_file(onnx_path),
-        checkpoint_sha256=file_sha256(ckpt_path),
+        checkpoint_sha256=ckpt_hash,
         input_size=size,
         colour="grey",
         mean=(float(mean[0]), float(mean[1]), float(mean[2])),
         std=(float(std[0]), float(std[1]), float(std[2])),
         labels=LABELS,
-        saliency=sal,
+        saliency=saliency_spec(members),
         opset=OPSET,
-        crop_scale=float(ckpt.get("crop_scale", SHARED_CROP_SCALE)),
-        model={"arch": ckpt["arch"], **ckpt["model_args"]},
+        crop_scale=crop_scale_of_ckpt(ckpts[0]),
+        model=described,
     )
 
 
+def crop_scale_of_ckpt(ckpt: dict[str, Any]) -> float:
+    """The face-crop scale a checkpoint was trained with."""
+    return float(ckpt.get("crop_scale", SHARED_CROP_SCALE))
+
+
+def load_for_export(
+    ckpt_paths: Sequence[Path], flip: bool
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """One checkpoint's model, or (several, or ``flip``) an ``EnsembleProbs`` of them; members
+    must agree on input size, normalisation and crop scale (else ExportError naming one)."""
+    if not ckpt_paths:
+        raise ExportError("export needs at least one checkpoint")
+    loaded = [model_from_checkpoint(p) for p in ckpt_paths]
+    models, ckpts = [m for m, _ in loaded], [c for _, c in loaded]
+    if len(models) == 1 and not flip:
+        return models[0], ckpts
+    first = (input_spec(models[0]), crop_scale_of_ckpt(ckpts[0]))
+    for path, m, c in zip(ckpt_paths, models, ckpts, strict=True):
+        got = (input_spec(m), crop_scale_of_ckpt(c))
+        if got != first:
+            raise ExportError(
+                f"ensemble member {path} has (input size, mean, std), crop scale {got}; "
+                f"expected {first} as in {ckpt_paths[0]}"
+            )
+    return EnsembleProbs(models, flip=flip).eval(), ckpts
+
+
 def export(
-    ckpt_path: Path,
+    ckpt_paths: Path | Sequence[Path],
     onnx_path: Path,
     *,
+    flip: bool = False,
     tol: float = 1e-4,
     n_parity: int = 32,
     fp16_weights: bool = False,
     fp16_tol: float = 5e-3,
 ) -> ModelSidecar:
-    """Checkpoint -> ONNX + sidecar, parity-checked on real crops.
+    """Checkpoint(s) -> ONNX + sidecar, parity-checked on real crops.
 
+    Several checkpoints (or ``flip``) make a prediction ensemble (see the module docstring).
     The float32 graph must match PyTorch within ``tol``; with ``fp16_weights`` the stored
     weights are then halved and that graph must match within ``fp16_tol``.
     """
-    model, ckpt = model_from_checkpoint(ckpt_path)
+    paths = [ckpt_paths] if isinstance(ckpt_paths, Path) else list(ckpt_paths)
+    model, ckpts = load_for_export(paths, flip)
     size, mean, std = input_spec(model)
     export_onnx(model, onnx_path, size)
     x = parity_inputs(size, mean, std, n_parity)
@@ -196,7 +289,7 @@ def export(
     nbytes = onnx_path.stat().st_size
     if nbytes > MAX_BYTES:
         logger.warning("ONNX %s is %.1f MiB (> 25 MiB budget)", onnx_path, nbytes / 2**20)
-    sidecar = build_sidecar(model, ckpt, onnx_path, ckpt_path)
+    sidecar = build_sidecar(model, ckpts, onnx_path, paths)
     side_path = sidecar_path_for(onnx_path)
     tmp = side_path.with_name(f".{side_path.name}.tmp")
     tmp.write_text(json.dumps(sidecar.model_dump(mode="json"), indent=2) + "\n")
@@ -217,7 +310,14 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     settings = ModelsSettings()
     p = argparse.ArgumentParser(prog="python -m models.export", description=__doc__)
-    p.add_argument("--checkpoint", type=Path, default=settings.runs_dir / "shipped" / "best.pt")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=None,
+        help="a run's best.pt (default runs/shipped/best.pt); repeat it for an ensemble",
+    )
+    p.add_argument("--flip", action="store_true", help="also average each face's mirror image")
     p.add_argument("--out", type=Path, default=settings.weights_dir / DEFAULT_NAME)
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument(
@@ -227,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         help="stored weight precision (compute is fp32 either way)",
     )
     args = p.parse_args(argv)
-    export(args.checkpoint, args.out, tol=args.tol, fp16_weights=args.weights == "fp16")
+    paths = args.checkpoint or [settings.runs_dir / "shipped" / "best.pt"]
+    export(paths, args.out, flip=args.flip, tol=args.tol, fp16_weights=args.weights == "fp16")
     return 0
 
 

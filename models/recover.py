@@ -124,6 +124,13 @@ def recover_model(onnx_path: Path) -> tuple[nn.Module, ModelSidecar]:
     arch = str(args.pop("arch", ""))
     if not arch:
         raise RecoveryError(f"sidecar of {onnx_path} has no model architecture ('model.arch')")
+    if arch == "ensemble":
+        members = args.get("members")
+        n = len(members) if isinstance(members, list) else "several"
+        raise RecoveryError(
+            f"{onnx_path} is an ensemble of {n} models; recover "
+            "works on single-model exports (export and recover each member on its own)"
+        )
     model = build_model(arch, args).eval()
     default = {k: v.clone() for k, v in model.state_dict().items()}
     gen = torch.Generator().manual_seed(0)

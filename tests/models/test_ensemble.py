@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.checkpoint import model_from_checkpoint
+from models.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint, save_checkpoint
 from models.data import Batches, load_grey, load_manifest
 from models.ensemble import class_probs, ensemble_report, main, member_probs
-from models.errors import CheckpointError
+from models.errors import CheckpointError, ExportError, RecoveryError
+from models.evaluate import evaluate
+from models.export import export
 from models.metrics import confusion
+from models.recover import recover
 from models.scoring import input_norm, run_img_size, split_report
 from models.train import train
 
@@ -110,3 +113,31 @@ def test_cli_writes_beside_the_first_member_and_names_bad_members(
     assert str(missing) in capsys.readouterr().err
     with pytest.raises(CheckpointError, match="given twice"):
         ensemble_report([a, a], tiny_data, "test")
+
+
+def test_exported_ensemble_with_flip_scores_as_the_pytorch_ensemble(
+    tiny_run: Path, other_seed: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    a, b = tiny_run / "best.pt", other_seed
+    onnx_path = tmp_path / "ens.onnx"
+    side = export([a, b], onnx_path, flip=True, n_parity=8)  # ExportError above 1e-4
+    assert side.model["arch"] == "ensemble" and side.model["flip"] is True
+    members = side.model["members"]
+    assert isinstance(members, list) and len(members) == 2
+    assert side.checkpoint_sha256 not in {file_sha256(a), file_sha256(b)}
+    assert side.saliency.in_graph and side.input_size == 96
+    ours = evaluate(onnx_path, tiny_data, "test", tmp_path / "onnx.json")
+    torch_rep = ensemble_report([a, b], tiny_data, "test", flip=True, out=tmp_path / "pt.json")
+    assert ours["confusion_matrix"] == torch_rep["confusion_matrix"]
+    with pytest.raises(RecoveryError, match="ensemble of 2"):
+        recover(onnx_path, tmp_path / "back.pt", n_parity=4)
+
+
+def test_export_refuses_members_that_disagree_on_framing(
+    tiny_run: Path, other_seed: Path, tmp_path: Path
+) -> None:
+    ckpt = load_checkpoint(other_seed)
+    odd = tmp_path / "odd.pt"
+    save_checkpoint(odd, {**ckpt, "crop_scale": 1.6})
+    with pytest.raises(ExportError, match=f"member {odd}"):
+        export([tiny_run / "best.pt", odd], tmp_path / "x.onnx", n_parity=4)
