@@ -12,9 +12,9 @@ scored without touching what the members learned from.
 
 Each member is read at its own crop size (its ``train_config``). The report has the keys of
 ``models.evaluate`` for the ensemble, plus ``ensemble``: the checkpoints, whether flip was on,
-and every member's own macro-F1, per-source macro-F1 and per-class F1 under the same flip
-setting, so one command gives the ensemble and the members it is compared with. It goes to
-``--out`` (default ``ensemble.<split>.json`` beside the first checkpoint).
+and every member's own macro-F1, per-source macro-F1, per-class F1 and confusion matrix
+under the same flip setting, so one command gives the ensemble and the members it is compared
+with. It goes to ``--out`` (default ``ensemble.<split>.json`` beside the first checkpoint).
 """
 
 from __future__ import annotations
@@ -71,9 +71,11 @@ def member_probs(
 
 
 def summary(rep: dict[str, Any]) -> dict[str, Any]:
-    """The figures a member is compared by: macro-F1, per-source macro-F1, per-class F1."""
+    """The figures a member is compared by: macro-F1, per-source macro-F1, per-class F1 and
+    the confusion matrix."""
     return {
         "macro_f1": rep["macro_f1"],
+        "confusion_matrix": rep["confusion_matrix"],
         "per_source_macro_f1": {s: v["macro_f1"] for s, v in rep["per_source"].items()},
         "per_class_f1": {k: v["f1"] for k, v in rep["per_class"].items()},
     }
