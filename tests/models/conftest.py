@@ -77,6 +77,15 @@ def tiny_run(tiny_data: Path, tiny_fer: Path, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture(scope="session")
+def second_run(tiny_data: Path, tiny_fer: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny run's recipe with seed 1 (its best.pt): a second real model for soups and
+    ensembles."""
+    out = tmp_path_factory.mktemp("run-s1")
+    train(replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer), seed=1), out)
+    return out / "best.pt"
+
+
+@pytest.fixture(scope="session")
 def tiny_runs(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A runs folder with the tiny run as ``tiny-gate-s0``, exported (fp32) to model.onnx.
 

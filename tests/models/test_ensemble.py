@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,19 +16,8 @@ from models.export import export
 from models.metrics import confusion
 from models.recover import recover
 from models.scoring import input_norm, run_img_size, split_report
-from models.train import train
-
-from .conftest import TINY_CFG
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def other_seed(tiny_data: Path, tiny_fer: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny run's recipe with seed 1: a second real member."""
-    out = tmp_path_factory.mktemp("ens-s1")
-    train(replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer), seed=1), out)
-    return out / "best.pt"
 
 
 def test_one_member_ensemble_is_that_model_scored_alone(
@@ -45,9 +33,9 @@ def test_one_member_ensemble_is_that_model_scored_alone(
 
 
 def test_two_members_average_their_probabilities(
-    tiny_run: Path, other_seed: Path, tiny_data: Path, tmp_path: Path
+    tiny_run: Path, second_run: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
-    a, b = tiny_run / "best.pt", other_seed
+    a, b = tiny_run / "best.pt", second_run
     rows = load_manifest(tiny_data, "test")
     pa, pb = (member_probs(p, rows, flip=False) for p in (a, b))
     assert not np.allclose(pa, pb)  # two seeds: the members really differ
@@ -83,7 +71,7 @@ def test_flip_is_the_mean_of_the_face_and_its_mirror(tiny_run: Path, tiny_data: 
 
 def test_cli_writes_beside_the_first_member_and_names_bad_members(
     tiny_run: Path,
-    other_seed: Path,
+    second_run: Path,
     tiny_data: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -96,7 +84,7 @@ def test_cli_writes_beside_the_first_member_and_names_bad_members(
             [
                 "--checkpoints",
                 str(a),
-                str(other_seed),
+                str(second_run),
                 "--data",
                 str(tiny_data),
                 "--split",
@@ -116,9 +104,9 @@ def test_cli_writes_beside_the_first_member_and_names_bad_members(
 
 
 def test_exported_ensemble_with_flip_scores_as_the_pytorch_ensemble(
-    tiny_run: Path, other_seed: Path, tiny_data: Path, tmp_path: Path
+    tiny_run: Path, second_run: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
-    a, b = tiny_run / "best.pt", other_seed
+    a, b = tiny_run / "best.pt", second_run
     onnx_path = tmp_path / "ens.onnx"
     side = export([a, b], onnx_path, flip=True, n_parity=8)  # ExportError above 1e-4
     assert side.model["arch"] == "ensemble" and side.model["flip"] is True
@@ -134,9 +122,9 @@ def test_exported_ensemble_with_flip_scores_as_the_pytorch_ensemble(
 
 
 def test_export_refuses_members_that_disagree_on_framing(
-    tiny_run: Path, other_seed: Path, tmp_path: Path
+    tiny_run: Path, second_run: Path, tmp_path: Path
 ) -> None:
-    ckpt = load_checkpoint(other_seed)
+    ckpt = load_checkpoint(second_run)
     odd = tmp_path / "odd.pt"
     save_checkpoint(odd, {**ckpt, "crop_scale": 1.6})
     with pytest.raises(ExportError, match=f"member {odd}"):

@@ -20,14 +20,6 @@ from .conftest import TINY_CFG
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def second_run(tiny_data: Path, tiny_fer: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny run's recipe with another seed: a second real ingredient."""
-    out = tmp_path_factory.mktemp("run-s1")
-    train(replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer), seed=1), out)
-    return out / "best.pt"
-
-
 def test_uniform_soup_is_the_mean_and_goes_through_calibrate_and_export(
     tiny_run: Path, second_run: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
