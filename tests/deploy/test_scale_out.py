@@ -142,11 +142,14 @@ def test_two_apis_two_workers_store_every_message_exactly_once(
         assert owners == {"w0", "w1"}, f"leases: {owners}"
         assert api1.post(f"/api/v1/sessions/{session_id}/stop").is_success
         time.sleep(3)  # in-flight batches of both workers land on the stream
-        for _ in range(60):  # both ingest consumers drain and acknowledge
+        drain_by = time.monotonic() + 90  # both ingest consumers drain and acknowledge
+        while True:
             groups = r.xinfo_groups(FRAMES_STREAM)
-            if all(g["pending"] == 0 and g["lag"] == 0 for g in groups):
+            drained = all(g["pending"] == 0 and g["lag"] == 0 for g in groups)
+            if drained or time.monotonic() > drain_by:
                 break
             time.sleep(0.5)
+        assert drained, f"ingest did not drain the stream in 90 s: {groups}"
         entries: list[tuple[str, dict[str, str]]] = r.xrange(FRAMES_STREAM)  # type: ignore[assignment]
         messages = [FrameMessage.model_validate_json(f["data"]) for _, f in entries]
         consumers = {c["name"] for c in r.xinfo_consumers(FRAMES_STREAM, groups[0]["name"])}
