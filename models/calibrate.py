@@ -27,10 +27,14 @@ import torch
 from torch import nn
 
 from contract.labels import LABELS
-from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from models.checkpoint import (
+    ckpt_crop_scale,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from models.cli import entry_point
 from models.data import (
-    SHARED_CROP_SCALE,
     check_framing,
     load_images,
     load_manifest,
@@ -119,7 +123,7 @@ def calibrate(
     model, payload = model_from_checkpoint(ckpt_path)
     if "calibration" in payload:
         raise CheckpointError(f"checkpoint {ckpt_path} is already calibrated")
-    check_framing(data_dir, payload.get("crop_scale", SHARED_CROP_SCALE), f"checkpoint {ckpt_path}")
+    check_framing(data_dir, ckpt_crop_scale(payload), f"checkpoint {ckpt_path}")
     logits, labels = logits_of(model, data_dir, split)
     offsets = (
         fit_offsets(logits, labels) if offsets_from is None else transferred_offsets(offsets_from)

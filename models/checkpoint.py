@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from contract.labels import LABELS
+from models.data import SHARED_CROP_SCALE
 from models.emotion import BASELINE_PREFIX, BaselineNet, FusionConfig, LearningEmotionNet
 from models.errors import CheckpointError
 
@@ -89,6 +90,12 @@ def model_from_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path} weights do not fit its model: {exc}") from exc
     return model.eval(), ckpt
+
+
+def ckpt_crop_scale(ckpt: dict[str, Any]) -> float:
+    """The face-crop scale (square side / detected box side) a checkpoint was trained with;
+    checkpoints older than the field were trained on the shared crops' framing."""
+    return float(ckpt.get("crop_scale", SHARED_CROP_SCALE))
 
 
 def file_sha256(path: Path) -> str:

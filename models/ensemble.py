@@ -31,43 +31,56 @@ import torch
 from torch import nn
 
 from contract.labels import LABELS
-from models.checkpoint import model_from_checkpoint
 from models.cli import entry_point
-from models.data import Batches, ManifestRow, load_grey, load_manifest
+from models.data import Batches, ManifestRow, load_manifest
 from models.errors import CheckpointError
 from models.files import write_text_atomic
 from models.metrics import report
-from models.scoring import device, input_norm, run_img_size
+from models.scoring import checkpoint_batches, device
 
 logger = logging.getLogger(__name__)
+
+
+class EnsembleProbs(nn.Module):
+    """Logits models -> the mean of their probabilities (B, 6); with ``flip`` each member
+    also sees the horizontal mirror of every face. ``models.export`` exports this module."""
+
+    def __init__(self, members: Sequence[nn.Module], flip: bool = False) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.flip = flip
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Mean softmax over members (and views)."""
+        views = [image, torch.flip(image, dims=[3])] if self.flip else [image]  # (B, 3, H, W)
+        probs = [torch.softmax(m(v), dim=1) for m in self.members for v in views]  # (B, 6) each
+        return torch.stack(probs).mean(0)  # (B, 6)
 
 
 def class_probs(model: nn.Module, data: Batches, *, flip: bool, batch: int = 128) -> np.ndarray:
     """Softmax probabilities (N, 6) of ``model`` on every item of ``data``; with ``flip`` the
     mean of the image's and its horizontal mirror's."""
-    model.eval()
+    probs = EnsembleProbs([model], flip=flip).eval()
     out = []
     with torch.no_grad():
         for start in range(0, len(data), batch):
             idx = torch.arange(start, min(start + batch, len(data)))
-            x = data.prep(idx).to(device())  # (B, 3, H, W)
-            p = torch.softmax(model(x), dim=1)  # (B, 6)
-            if flip:
-                p = (p + torch.softmax(model(torch.flip(x, dims=[3])), dim=1)) / 2
-            out.append(p.cpu().numpy())
+            out.append(probs(data.prep(idx).to(device())).cpu().numpy())  # (B, 6)
     return np.concatenate(out)  # (N, 6)
 
 
 def member_probs(
-    path: Path, rows: Sequence[ManifestRow], *, flip: bool, cache_dir: Path | None = None
+    path: Path,
+    rows: Sequence[ManifestRow],
+    *,
+    flip: bool,
+    cache_dir: Path | None = None,
+    crops: dict[int, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """One checkpoint's probabilities (N, 6) on ``rows``, at the run's own crop size."""
-    model, ckpt = model_from_checkpoint(path)
-    model = model.to(device())
-    mean, std = input_norm(model)
-    grey = load_grey(rows, run_img_size(ckpt, path), cache_dir)
-    labels = np.array([r.label for r in rows])
-    return class_probs(model, Batches(grey, labels, mean, std), flip=flip)
+    """One checkpoint's probabilities (N, 6) on ``rows``, at the run's own crop size
+    (``crops``: see ``models.scoring.checkpoint_batches``)."""
+    model, data = checkpoint_batches(path, rows, None, cache_dir, crops=crops)
+    return class_probs(model, data, flip=flip)
 
 
 def summary(rep: dict[str, Any]) -> dict[str, Any]:
@@ -111,8 +124,9 @@ def ensemble_report(
     labels = np.array([r.label for r in rows])
     sources = [r.source for r in rows]
     members, total = [], np.zeros((len(rows), len(LABELS)))
+    crops: dict[int, np.ndarray] = {}  # decoded once per crop size, shared by the members
     for path in paths:
-        probs = member_probs(path, rows, flip=flip, cache_dir=cache_dir)  # (N, 6)
+        probs = member_probs(path, rows, flip=flip, cache_dir=cache_dir, crops=crops)  # (N, 6)
         total += probs
         rep = report(labels, probs.argmax(1), sources)
         members.append({"checkpoint": str(path), **summary(rep)})

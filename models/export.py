@@ -35,10 +35,11 @@ from torch import nn
 
 from contract.labels import LABELS
 from contract.sidecar import ModelSidecar, SaliencySpec, sha256_file, sidecar_path_for
-from models.checkpoint import file_sha256, model_from_checkpoint
+from models.checkpoint import ckpt_crop_scale, file_sha256, model_from_checkpoint
 from models.cli import entry_point
-from models.data import SHARED_CROP_SCALE, load_images, load_manifest, normalise
+from models.data import load_images, load_manifest, normalise
 from models.emotion import LearningEmotionNet
+from models.ensemble import EnsembleProbs
 from models.errors import DataError, ExportError
 from models.settings import ModelsSettings
 
@@ -59,22 +60,6 @@ class WithSoftmax(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Softmax over classes."""
         return torch.softmax(self.model(image), dim=1)  # (B, 6)
-
-
-class EnsembleProbs(nn.Module):
-    """Logits models -> the mean of their probabilities (B, 6); with ``flip`` each member
-    also sees the horizontal mirror of every face."""
-
-    def __init__(self, members: Sequence[nn.Module], flip: bool = False) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        self.flip = flip
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """Mean softmax over members (and views)."""
-        views = [image, torch.flip(image, dims=[3])] if self.flip else [image]  # (B, 3, H, W)
-        probs = [torch.softmax(m(v), dim=1) for m in self.members for v in views]  # (B, 6) each
-        return torch.stack(probs).mean(0)  # (B, 6)
 
 
 def probs_model(model: nn.Module) -> nn.Module:
@@ -228,14 +213,9 @@ def build_sidecar(
         labels=LABELS,
         saliency=saliency_spec(members),
         opset=OPSET,
-        crop_scale=crop_scale_of_ckpt(ckpts[0]),
+        crop_scale=ckpt_crop_scale(ckpts[0]),
         model=described,
     )
-
-
-def crop_scale_of_ckpt(ckpt: dict[str, Any]) -> float:
-    """The face-crop scale a checkpoint was trained with."""
-    return float(ckpt.get("crop_scale", SHARED_CROP_SCALE))
 
 
 def load_for_export(
@@ -249,9 +229,9 @@ def load_for_export(
     models, ckpts = [m for m, _ in loaded], [c for _, c in loaded]
     if len(models) == 1 and not flip:
         return models[0], ckpts
-    first = (input_spec(models[0]), crop_scale_of_ckpt(ckpts[0]))
+    first = (input_spec(models[0]), ckpt_crop_scale(ckpts[0]))
     for path, m, c in zip(ckpt_paths, models, ckpts, strict=True):
-        got = (input_spec(m), crop_scale_of_ckpt(c))
+        got = (input_spec(m), ckpt_crop_scale(c))
         if got != first:
             raise ExportError(
                 f"ensemble member {path} has (input size, mean, std), crop scale {got}; "

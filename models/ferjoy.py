@@ -28,11 +28,10 @@ import torch
 from torch import nn
 
 from contract.labels import LABELS
-from models.checkpoint import load_checkpoint, model_from_checkpoint
+from models.checkpoint import ckpt_crop_scale, load_checkpoint, model_from_checkpoint
 from models.cli import entry_point
 from models.data import (
     FER_CLASSES,
-    SHARED_CROP_SCALE,
     Batches,
     check_framing,
     load_grey,
@@ -91,7 +90,7 @@ def probabilities(
 def score(ckpt_path: Path, data_dir: Path, split: str | None) -> dict[str, Any]:
     """Both reports of ``ckpt_path`` on ``data_dir`` (``split`` rows only, if given)."""
     model, head, ckpt = load_heads(ckpt_path)
-    check_framing(data_dir, ckpt.get("crop_scale", SHARED_CROP_SCALE), f"checkpoint {ckpt_path}")
+    check_framing(data_dir, ckpt_crop_scale(ckpt), f"checkpoint {ckpt_path}")
     rows = load_manifest(data_dir, split)
     labels = np.array([r.label for r in rows])
     mean, std = input_norm(model)

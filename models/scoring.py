@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from torch import nn
 
 from models.checkpoint import model_from_checkpoint
 from models.cli import entry_point
-from models.data import Batches, load_grey, load_manifest
+from models.data import Batches, ManifestRow, load_grey, load_manifest
 from models.errors import CheckpointError
 from models.files import write_text_atomic
 from models.metrics import report
@@ -55,6 +56,27 @@ def evaluate_torch(model: nn.Module, data: Batches, batch: int = 128) -> np.ndar
     return np.concatenate(preds)
 
 
+def checkpoint_batches(
+    path: Path,
+    rows: Sequence[ManifestRow],
+    img_size: int | None = None,
+    cache_dir: Path | None = None,
+    *,
+    crops: dict[int, np.ndarray] | None = None,
+) -> tuple[nn.Module, Batches]:
+    """A checkpoint's model (on ``device()``) and ``rows`` as its normalised batches, at
+    ``img_size`` (None: the run's own). ``crops`` (size -> grey crops of ``rows``) keeps the
+    decoded images across calls, so several checkpoints read the files once per size."""
+    model, ckpt = model_from_checkpoint(path)
+    size = img_size or run_img_size(ckpt, path)
+    crops = {} if crops is None else crops
+    if size not in crops:
+        crops[size] = load_grey(rows, size, cache_dir)  # (N, size, size)
+    mean, std = input_norm(model)
+    labels = np.array([r.label for r in rows])
+    return model.to(device()), Batches(crops[size], labels, mean, std)
+
+
 def split_report(
     best: Path,
     data_dir: Path,
@@ -69,12 +91,9 @@ def split_report(
     ``out``, by default best.<split>.json (best.all.json) beside ``best``. ``img_size`` None:
     the run's own crop size."""
     rows = load_manifest(data_dir, split)
-    model, ckpt = model_from_checkpoint(best)
-    model = model.to(device())
-    img_size = img_size or run_img_size(ckpt, best)
-    mean, std = input_norm(model)
+    model, data = checkpoint_batches(best, rows, img_size, cache_dir)
     labels = np.array([r.label for r in rows])
-    preds = evaluate_torch(model, Batches(load_grey(rows, img_size, cache_dir), labels, mean, std))
+    preds = evaluate_torch(model, data)
     rep = report(labels, preds, [r.source for r in rows])
     path = out or best.with_name(f"best.{split or 'all'}.json")
     write_text_atomic(path, json.dumps(rep, indent=2) + "\n")

@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from models.calibrate import batch_logits, split_inputs
-from models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from models.checkpoint import build_model, ckpt_crop_scale, load_checkpoint, save_checkpoint
 from models.cli import entry_point
-from models.data import SHARED_CROP_SCALE, check_framing
+from models.data import check_framing
 from models.errors import CheckpointError
 from models.metrics import macro_f1
 from models.settings import ModelsSettings
@@ -75,10 +75,6 @@ def _checked_weights(weights: Sequence[float], n: int) -> list[float]:
     return w
 
 
-def _framing(ckpt: dict[str, Any]) -> float:
-    return float(ckpt.get("crop_scale", SHARED_CROP_SCALE))
-
-
 def load_ingredients(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[State]]:
     """Read the ingredient checkpoints; all must rebuild the same model and be uncalibrated."""
     payloads: list[dict[str, Any]] = []
@@ -90,10 +86,10 @@ def load_ingredients(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[
                 f"checkpoint {path} is calibrated: soup its uncalibrated source, "
                 "then calibrate the soup"
             )
-        if payloads and (ckpt["arch"], ckpt["model_args"], _framing(ckpt)) != (
+        if payloads and (ckpt["arch"], ckpt["model_args"], ckpt_crop_scale(ckpt)) != (
             payloads[0]["arch"],
             payloads[0]["model_args"],
-            _framing(payloads[0]),
+            ckpt_crop_scale(payloads[0]),
         ):
             raise CheckpointError(
                 f"checkpoint {path} is a different model from {paths[0]}: cannot average them"
@@ -162,7 +158,7 @@ def make_soup(
     if weights is not None:
         weights = _checked_weights(weights, len(paths))
     payloads, states = load_ingredients(paths)
-    check_framing(data_dir, _framing(payloads[0]), f"checkpoint {paths[0]}")
+    check_framing(data_dir, ckpt_crop_scale(payloads[0]), f"checkpoint {paths[0]}")
     score = val_scorer(build_model(payloads[0]["arch"], payloads[0]["model_args"]), data_dir, split)
     record: dict[str, Any] = {"method": "greedy" if greedy else "uniform", "split": split}
     idx = list(range(len(paths)))

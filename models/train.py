@@ -30,6 +30,7 @@ from contract.labels import LABELS
 from models.adversary import SourceAdversary, ramp
 from models.checkpoint import (
     build_model,
+    ckpt_crop_scale,
     load_checkpoint,
     model_args_of,
     model_from_checkpoint,
@@ -418,7 +419,7 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     data_dir = _data_dir(cfg, settings)
     trainer.crop_scale = crop_scale_of(data_dir)
     if ckpt is not None:
-        check_framing(data_dir, ckpt.get("crop_scale", SHARED_CROP_SCALE), f"--resume {resume}")
+        check_framing(data_dir, ckpt_crop_scale(ckpt), f"--resume {resume}")
         trainer.resume(ckpt)
     elif cfg.init and not cfg.init_pretrain and trainer._num_classes() == len(LABELS):
         trainer.phases["finetune"] = Phase("finetune")  # keep the initial head
