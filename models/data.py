@@ -474,14 +474,32 @@ class Batches:
         return self.prep(idx), self.y[idx], None if self.w is None else self.w[idx]
 
 
-def group_weights(groups: Sequence[str]) -> np.ndarray:
+def group_weights(
+    groups: Sequence[str], classes: Sequence[int] | np.ndarray | None = None
+) -> np.ndarray:
     """Per-sample weights that give every group (e.g. source + label) the same total weight,
     mean 1. With ``source/label`` groups each source's classes weigh alike inside it, so a
     source cue cannot tilt the class decision within that source the way global class
     weights do (boredom, 363 training crops, all from AffectNet, which has as many focus
-    crops, would otherwise weigh 6.7x each AffectNet focus crop)."""
+    crops, would otherwise weigh 6.7x each AffectNet focus crop).
+
+    With ``classes`` (each row's class) every class first gets the same total weight, as
+    with class weights, and splits it equally among its groups: a class found in one source
+    (confusion) keeps its share instead of weighing as one group among many, and AffectNet's
+    boredom crops weigh 3x its focus crops instead of 6.7x (focus has three sources)."""
     names, inverse, counts = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
     if len(names) == 0:
         raise DataError("no training rows to weigh")
-    per_group = len(inverse) / (len(names) * counts)
+    parts = np.full(len(names), len(names))  # each group's share of the total: 1 / parts
+    if classes is not None:
+        if len(classes) != len(inverse):
+            raise DataError(f"{len(classes)} classes for {len(inverse)} grouped rows")
+        cls = np.asarray(classes, np.int64)
+        of_group = np.zeros(len(names), np.int64)
+        of_group[inverse] = cls
+        if np.any(cls != of_group[inverse]):
+            raise DataError("a group holds rows of more than one class")
+        kinds, per_class = np.unique(of_group, return_counts=True)
+        parts = len(kinds) * per_class[np.searchsorted(kinds, of_group)]
+    per_group = len(inverse) / (parts * counts)
     return per_group[inverse].astype(np.float32)

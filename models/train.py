@@ -379,7 +379,9 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
     source_names, source_ids = np.unique([g.split("/")[0] for g in groups], return_inverse=True)
     return {
         "train": (train_x, train_y),
-        "train_weights": group_weights(groups) if cfg.group_weighting else None,
+        "train_weights": group_weights(groups, train_y if cfg.group_within_class else None)
+        if cfg.group_weighting
+        else None,
         "train_sources": source_ids,  # ids into source_names, per training crop
         "source_names": [str(n) for n in source_names],
         "val": (_grey(rgb["val"]), labels["val"]),

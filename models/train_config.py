@@ -32,6 +32,8 @@ class TrainConfig:
     class_weighting: bool = True
     # fine-tuning: weigh each source/label group alike instead of each class (data.group_weights)
     group_weighting: bool = False
+    # ... and with it: every class the same total weight, split alike among its groups
+    group_within_class: bool = False
     pretrain_minutes: float = 10.0
     pretrain_steps: int = 100_000
     # FER2013 is 1.5 % disgust: inverse weights make one disgust face count 16.5 happy ones
@@ -138,6 +140,8 @@ def parse_cli(
         raise ConfigError(f"--ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
     if cfg.source_adversary < 0:
         raise ConfigError(f"--source-adversary must be >= 0 (0 = off), got {cfg.source_adversary}")
+    if cfg.group_within_class and not cfg.group_weighting:
+        raise ConfigError("--group-within-class yes needs --group-weighting yes")
     if not 1.0 <= cfg.zoom_max <= 2.0:
         raise ConfigError(f"--zoom-max must be in [1, 2] (a factor), got {cfg.zoom_max}")
     tag = cfg.arch.replace("baseline:", "") + ("" if "baseline:" in cfg.arch else f"-{cfg.fusion}")

@@ -217,6 +217,32 @@ def test_group_weights_weigh_every_source_label_group_alike(data_dir):
         group_weights([])
 
 
+def test_group_weights_within_class_keep_every_class_alike(data_dir):
+    rows = load_manifest(data_dir / "learning-emotions", "train")
+    groups = [f"{r.source}/{r.label}" for r in rows]
+    classes = [r.label for r in rows]
+    w = group_weights(groups, classes)
+    assert w.mean() == pytest.approx(1.0, rel=1e-5)
+    per_class = {c: float(w[[x == c for x in classes]].sum()) for c in set(classes)}
+    assert np.allclose(list(per_class.values()), len(rows) / len(per_class), rtol=1e-5)
+    focus = LABELS.index("focus")
+    focus_groups = {g for g, c in zip(groups, classes, strict=True) if c == focus}
+    assert len(focus_groups) == 3  # DAiSEE, webcam, AffectNet: each a third of focus
+    totals = [float(w[[x == g for x in groups]].sum()) for g in focus_groups]
+    assert np.allclose(totals, per_class[focus] / 3, rtol=1e-5)
+    affect = {r.label: w[i] for i, r in enumerate(rows) if r.source == "affectnet-relabel"}
+    ratio = affect[LABELS.index("boredom")] / affect[focus]
+    assert ratio == pytest.approx(3 * 364 / 363, rel=0.05)  # group weights 1x, class 6.7x
+    with pytest.raises(DataError, match="more than one class"):
+        group_weights(["a/x", "a/x"], [0, 1])
+    with pytest.raises(DataError, match="2 classes for 3"):
+        group_weights(["a", "b", "c"], [0, 1])
+    cfg, _, _ = parse_cli(["--group-weighting", "yes", "--group-within-class", "yes"])
+    assert cfg.group_weighting and cfg.group_within_class
+    with pytest.raises(ConfigError, match="--group-within-class yes needs --group-weighting"):
+        parse_cli(["--group-within-class", "yes"])
+
+
 def test_batches_hand_out_the_weights_of_their_batch():
     grey = np.zeros((10, 4, 4), np.uint8)
     batches = Batches(grey, np.arange(10) % 6, 0.5, 0.25, weights=np.arange(10, dtype=np.float32))
