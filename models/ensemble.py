@@ -31,8 +31,9 @@ import torch
 from torch import nn
 
 from contract.labels import LABELS
+from models.batches import Batches
 from models.cli import entry_point
-from models.data import Batches, ManifestRow, load_manifest
+from models.data import ManifestRow, load_manifest
 from models.errors import CheckpointError
 from models.files import write_text_atomic
 from models.metrics import report

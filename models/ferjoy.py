@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 from contract.labels import LABELS
+from models.batches import Batches
 from models.checkpoint import ckpt_crop_scale, load_checkpoint, model_from_checkpoint
 from models.cli import entry_point
 from models.data import (
     FER_CLASSES,
-    Batches,
     check_framing,
     load_grey,
     load_manifest,

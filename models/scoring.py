@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.batches import Batches
 from models.checkpoint import model_from_checkpoint
 from models.cli import entry_point
-from models.data import Batches, ManifestRow, load_grey, load_manifest
+from models.data import ManifestRow, load_grey, load_manifest
 from models.errors import CheckpointError
 from models.files import write_text_atomic
 from models.metrics import report

@@ -28,6 +28,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from contract.labels import LABELS
 from models.adversary import SourceAdversary, ramp
+from models.batches import Batches, group_weights
 from models.checkpoint import (
     build_model,
     ckpt_crop_scale,
@@ -40,14 +41,12 @@ from models.cli import entry_point
 from models.data import (
     FER_CLASSES,
     SHARED_CROP_SCALE,
-    Batches,
     ManifestRow,
     augment,
     check_framing,
     crop_scale_of,
     fer_extras,
     fer_holdout,
-    group_weights,
     load_extra_crops,
     load_fer2013,
     load_images,
@@ -377,11 +376,10 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
         train_x, train_y = np.concatenate([train_x, sx]), np.concatenate([train_y, sy])
         groups += [f"synthetic/{y}" for y in sy]
     source_names, source_ids = np.unique([g.split("/")[0] for g in groups], return_inverse=True)
+    classes = train_y if cfg.group_within_class else None  # group weights: class shares first
     return {
         "train": (train_x, train_y),
-        "train_weights": group_weights(groups, train_y if cfg.group_within_class else None)
-        if cfg.group_weighting
-        else None,
+        "train_weights": group_weights(groups, classes) if cfg.group_weighting else None,
         "train_sources": source_ids,  # ids into source_names, per training crop
         "source_names": [str(n) for n in source_names],
         "val": (_grey(rgb["val"]), labels["val"]),

@@ -30,7 +30,7 @@ class TrainConfig:
     warmup_frac: float = 0.05
     label_smoothing: float = 0.1
     class_weighting: bool = True
-    # fine-tuning: weigh each source/label group alike instead of each class (data.group_weights)
+    # fine-tuning: weigh each source/label group alike instead of each class (batches.group_weights)
     group_weighting: bool = False
     # ... and with it: every class the same total weight, split alike among its groups
     group_within_class: bool = False

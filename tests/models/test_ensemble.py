@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.batches import Batches
 from models.checkpoint import file_sha256, load_checkpoint, model_from_checkpoint, save_checkpoint
-from models.data import Batches, load_grey, load_manifest
+from models.data import load_grey, load_manifest
 from models.ensemble import class_probs, ensemble_report, main, member_probs
 from models.errors import CheckpointError, ExportError, RecoveryError
 from models.evaluate import evaluate

@@ -12,13 +12,12 @@ import torch
 
 from contract.labels import LABELS
 from contract.sidecar import ModelSidecar, sidecar_path_for
+from models.batches import Batches, group_weights
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from models.data import (
     FER_CLASSES,
-    Batches,
     fer_extras,
     fer_holdout,
-    group_weights,
     load_fer2013,
     load_manifest,
     parse_fer_extra,
