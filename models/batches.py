@@ -1,4 +1,5 @@
-"""Training and scoring batches of grey face crops, and the per-sample loss weights they carry."""
+"""Training and scoring batches of grey face crops, the per-sample loss weights they carry, and
+mixup's draws."""
 
 from __future__ import annotations
 
@@ -84,3 +85,11 @@ def group_weights(
         parts = len(kinds) * per_class[np.searchsorted(kinds, of_group)]
     per_group = len(inverse) / (parts * counts)
     return per_group[inverse].astype(np.float32)
+
+
+def mixup_draw(gen: torch.Generator, alpha: float, n: int) -> tuple[float, torch.Tensor]:
+    """Mixup's blend weight lambda ~ Beta(alpha, alpha) and partner order for a batch of ``n``,
+    both drawn from ``gen`` (a training run's generator, so a resumed run draws the same)."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    return lam, torch.randperm(n, generator=gen)

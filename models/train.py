@@ -7,7 +7,8 @@ input, AdamW, cross-entropy (class-weighted in fine-tuning), flip/shift/brightne
 ``eval_every`` steps the model is scored on the validation split (macro-F1); ``last.pt``
 (resumable: model, optimiser, progress, RNG) and ``best.pt`` (best validation) are written
 atomically into ``--out``. With ``--ema D`` fine-tuning also keeps an exponential moving
-average of the weights, and that average is what is scored and saved as ``best.pt``.
+average of the weights, and that average is what is scored and saved as ``best.pt``. With
+``--mixup A`` every fine-tuning batch is blended with a shuffled copy of itself (mixup).
 ``--resume DIR/last.pt`` continues an interrupted run.
 """
 
@@ -28,7 +29,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from contract.labels import LABELS
 from models.adversary import SourceAdversary, ramp
-from models.batches import Batches, group_weights
+from models.batches import Batches, group_weights, mixup_draw
 from models.checkpoint import (
     build_model,
     ckpt_crop_scale,
@@ -268,14 +269,24 @@ class Trainer:
     ) -> torch.Tensor:
         """One batch's loss; with the FER2013 head, one forward over both batches."""
         x, y, w = self._batch(train)
+        mix = mixup_draw(self.gen, self.cfg.mixup, len(x)) if aux and self.cfg.mixup > 0 else None
+        if mix is not None:
+            x = mix[0] * x + (1.0 - mix[0]) * x[mix[1].to(x.device)]
 
-        def main_loss(logits: torch.Tensor) -> torch.Tensor:
+        def one_loss(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
             if w is None:
                 return cast(torch.Tensor, loss_fn(logits, y))
             per = nn.functional.cross_entropy(  # per-sample weights replace class weights
                 logits, y, label_smoothing=self.cfg.label_smoothing, reduction="none"
             )
             return (per * w).sum() / w.sum()
+
+        def main_loss(logits: torch.Tensor) -> torch.Tensor:
+            if mix is None:
+                return one_loss(logits, y, w)
+            lam, perm = mix[0], mix[1].to(y.device)
+            other = one_loss(logits, y[perm], None if w is None else w[perm])
+            return lam * one_loss(logits, y, w) + (1.0 - lam) * other
 
         with_fer = aux and self.aux is not None and self.aux_head is not None
         with_adversary = aux and self.adversary is not None and train.s is not None

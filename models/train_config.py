@@ -67,6 +67,9 @@ class TrainConfig:
     # pooled features among the sources its own class has (a class-conditional adversary, so
     # features of one class cannot tell its sources apart; 0 = off; fusion models only)
     source_adversary: float = 0.0
+    # fine-tuning: mixup (Zhang et al. 2018) with lambda ~ Beta(a, a): each batch is blended
+    # with a shuffled copy of itself and the loss with both label sets (0 = off)
+    mixup: float = 0.0
 
 
 @dataclass
@@ -140,6 +143,10 @@ def parse_cli(
         raise ConfigError(f"--ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
     if cfg.source_adversary < 0:
         raise ConfigError(f"--source-adversary must be >= 0 (0 = off), got {cfg.source_adversary}")
+    if cfg.mixup < 0:
+        raise ConfigError(f"--mixup must be a Beta parameter > 0 (0 = off), got {cfg.mixup}")
+    if cfg.mixup > 0 and cfg.source_adversary > 0:
+        raise ConfigError("--mixup cannot be combined with --source-adversary (blended crops)")
     if cfg.group_within_class and not cfg.group_weighting:
         raise ConfigError("--group-within-class yes needs --group-weighting yes")
     if not 1.0 <= cfg.zoom_max <= 2.0:
