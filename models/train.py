@@ -8,7 +8,8 @@ input, AdamW, cross-entropy (class-weighted in fine-tuning), flip/shift/brightne
 (resumable: model, optimiser, progress, RNG) and ``best.pt`` (best validation) are written
 atomically into ``--out``. With ``--ema D`` fine-tuning also keeps an exponential moving
 average of the weights, and that average is what is scored and saved as ``best.pt``. With
-``--mixup A`` every fine-tuning batch is blended with a shuffled copy of itself (mixup).
+``--mixup A`` every fine-tuning batch is blended with a shuffled copy of itself (mixup);
+``--precision bf16`` runs training steps under bfloat16 autocast.
 ``--resume DIR/last.pt`` continues an interrupted run.
 """
 
@@ -225,7 +226,8 @@ class Trainer:
             progress = max(phase.elapsed / budget, phase.step / max_steps)
             for group in self.opt.param_groups:
                 group["lr"] = base_lr * lr_factor(cfg, phase, progress)
-            loss = self._loss(train, loss_fn, aux=name == "finetune", progress=progress)
+            with torch.autocast(device().type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+                loss = self._loss(train, loss_fn, aux=name == "finetune", progress=progress)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], 5.0)

@@ -385,3 +385,17 @@ def test_mixup_changes_the_fine_tuning_and_travels_with_the_run(tiny_run, tiny_d
 def test_bad_mixup_settings_are_named(argv, message):
     with pytest.raises(ConfigError, match=message):
         parse_cli(argv)
+
+
+def test_bf16_precision_trains_fp32_weights_and_travels_with_the_run(tiny_run, tiny_data, tmp_path):
+    start = str(tiny_run / "best.pt")
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), init=start, precision="bf16")
+    train(cfg, tmp_path)
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["train_config"]["precision"] == "bf16"
+    assert all(v.dtype != torch.bfloat16 for v in last["model"].values())  # autocast only
+    assert all(h["train_loss"] == h["train_loss"] for h in last["history"])  # no NaN
+    before = load_checkpoint(tiny_run / "best.pt")["model"]
+    assert any(not torch.equal(before[k], v) for k, v in last["model"].items())  # it trained
+    with pytest.raises(ConfigError, match="--precision must be fp32 or bf16"):
+        parse_cli(["--precision", "fp16"])
