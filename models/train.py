@@ -273,7 +273,8 @@ class Trainer:
         x, y, w = self._batch(train)
         mix = mixup_draw(self.gen, self.cfg.mixup, len(x)) if aux and self.cfg.mixup > 0 else None
         if mix is not None:
-            x = mix[0] * x + (1.0 - mix[0]) * x[mix[1].to(x.device)]
+            lam, perm = mix[0], mix[1].to(x.device)
+            x = lam * x + (1.0 - lam) * x[perm]
 
         def one_loss(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
             if w is None:
@@ -286,7 +287,6 @@ class Trainer:
         def main_loss(logits: torch.Tensor) -> torch.Tensor:
             if mix is None:
                 return one_loss(logits, y, w)
-            lam, perm = mix[0], mix[1].to(y.device)
             other = one_loss(logits, y[perm], None if w is None else w[perm])
             return lam * one_loss(logits, y, w) + (1.0 - lam) * other
 
