@@ -41,20 +41,28 @@ def model() -> Path:
     return DEFAULT_MODEL
 
 
-def test_every_eligible_person_is_moved_onto_the_reference(
-    people: Path, model: Path, tmp_path: Path
-) -> None:
-    out, npz = tmp_path / "r.json", tmp_path / "s.npz"
-    rep = psn_report(
+def score_webcam_reference(
+    people: Path, model: Path, out: Path, npz: Path, only_source: str | None = None
+) -> dict:
+    """``psn_report`` on the val split with the webcam training person as the reference."""
+    return psn_report(
         people,
         "val",
         "train",
         onnx=model,
         reference_source="webcam-class",
+        only_source=only_source,
         min_faces=MIN_FACES,
         out=out,
         save_scores=npz,
     )
+
+
+def test_every_eligible_person_is_moved_onto_the_reference(
+    people: Path, model: Path, tmp_path: Path
+) -> None:
+    out, npz = tmp_path / "r.json", tmp_path / "s.npz"
+    rep = score_webcam_reference(people, model, out, npz)
     assert json.loads(out.read_text())["macro_f1"] == rep["macro_f1"]
     assert rep["psn"]["reference_persons"] == ["webcam-class/xhy2"]
     assert sorted(rep["psn"]["persons"]) == ["daisee/daisee110002", "webcam-class/xhy1"]
@@ -71,22 +79,13 @@ def test_every_eligible_person_is_moved_onto_the_reference(
 
 
 def test_only_source_limits_who_is_moved(people: Path, model: Path, tmp_path: Path) -> None:
-    rep = psn_report(
-        people,
-        "val",
-        "train",
-        onnx=model,
-        reference_source="webcam-class",
-        only_source="webcam-class",
-        min_faces=MIN_FACES,
-        out=tmp_path / "r.json",
-        save_scores=tmp_path / "s.npz",
-    )
+    npz = tmp_path / "s.npz"
+    rep = score_webcam_reference(people, model, tmp_path / "r.json", npz, "webcam-class")
     assert list(rep["psn"]["persons"]) == ["webcam-class/xhy1"]
     daisee = rep["per_source"]["daisee"]["macro_f1"]  # not moved: scored as without PSN
     assert daisee == rep["plain"]["per_source_macro_f1"]["daisee"]
     stress = mix_stress_report(
-        tmp_path / "s.npz",
+        npz,
         "webcam-class/xhy1",
         reference_source="webcam-class",
         min_faces=MIN_FACES,
