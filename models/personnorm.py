@@ -64,10 +64,16 @@ def person_medians(
     mask = np.ones(len(persons), bool) if eligible is None else eligible
     out = {}
     for key in np.unique(persons[mask]):
-        rows = mask & (persons == key)
+        rows = person_rows(persons, str(key), mask)
         if rows.sum() >= min_faces:
             out[str(key)] = np.median(scores[rows], axis=0)
     return out
+
+
+def person_rows(persons: np.ndarray, key: str, eligible: np.ndarray | None) -> np.ndarray:
+    """Mask of ``key``'s rows among the ``eligible`` rows (all rows if None)."""
+    rows = persons == key
+    return rows if eligible is None else rows & eligible
 
 
 def reference_vector(medians: dict[str, np.ndarray], what: str) -> np.ndarray:
@@ -89,9 +95,7 @@ def normalise(
     out = scores.copy()
     moved: dict[str, dict[str, Any]] = {}
     for key, med in person_medians(scores, persons, min_faces, eligible).items():
-        rows = persons == key
-        if eligible is not None:
-            rows &= eligible
+        rows = person_rows(persons, key, eligible)
         offset = reference - med
         out[rows] += offset
         moved[key] = {"faces": int(rows.sum()), "offset": [round(float(v), 4) for v in offset]}
@@ -171,8 +175,9 @@ def psn_report(
     what = f"{data_dir} split {reference_split!r}"
     ref_mask = source_mask(ref_rows, reference_source, what)
     eligible = source_mask(rows, only_source, f"{data_dir} split {split!r}")
-    scores = log_scores(rows, data_dir, checkpoint=checkpoint, onnx=onnx)
-    ref_scores = log_scores(ref_rows, data_dir, checkpoint=checkpoint, onnx=onnx)
+    # One model load and one pass over both row sets (the model scores each face alone).
+    both = log_scores([*rows, *ref_rows], data_dir, checkpoint=checkpoint, onnx=onnx)
+    scores, ref_scores = both[: len(rows)], both[len(rows) :]
     ref_medians = person_medians(ref_scores, person_keys(ref_rows), min_faces, ref_mask)
     reference = reference_vector(
         ref_medians, what + (f" source {reference_source!r}" if reference_source else "")
