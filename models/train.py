@@ -418,12 +418,8 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     else:
         kwargs: dict[str, Any] = {"img_size": cfg.img_size}
         if not cfg.arch.startswith("baseline:"):
-            kwargs |= {
-                "fusion": cfg.fusion,
-                "sun": sun,
-                "stem": cfg.stem,
-                "photo_norm": cfg.photo_norm,
-            }
+            kwargs |= {"fusion": cfg.fusion, "sun": sun, "stem": cfg.stem}
+            kwargs |= {"photo_norm": cfg.photo_norm, "fusion_init": cfg.fusion_init}
             if cfg.window_size > 0:
                 kwargs["window_size"] = cfg.window_size
         model = create_model(cfg.arch, **kwargs)

@@ -22,6 +22,8 @@ class TrainConfig:
     img_size: int = 96
     window_size: int = 0  # 0 = the variant's default (fusion models only)
     stem: str = "patch"  # fusion models: "patch" (Swin 4x4 patchify) or "conv" (Xiao et al.)
+    # gated fusion models: "zero" starts the TC conv at 0 (FusionConfig.fusion_init; not --init)
+    fusion_init: str = "default"
     seed: int = 0
     batch_size: int = 32
     lr: float = 1e-3
@@ -142,6 +144,11 @@ def parse_cli(
         raise ConfigError(f"--schedule must be cosine or plateau, got {cfg.schedule!r}")
     if cfg.stem not in ("patch", "conv"):
         raise ConfigError(f"--stem must be patch or conv, got {cfg.stem!r}")
+    if cfg.fusion_init not in ("default", "zero"):
+        raise ConfigError(f"--fusion-init must be default or zero, got {cfg.fusion_init!r}")
+    if cfg.fusion_init == "zero" and (cfg.fusion != "gate" or cfg.arch.startswith("baseline:")):
+        model = f"{cfg.arch} --fusion {cfg.fusion}"
+        raise ConfigError(f"--fusion-init zero needs a gated fusion model, not {model}")
     if not 0.0 <= cfg.ema < 1.0:
         raise ConfigError(f"--ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
     if cfg.source_adversary < 0:

@@ -43,6 +43,7 @@ from models.saliency import SunParams, SunSaliency
 
 FusionMode = Literal["gate", "sum", "none"]
 StemKind = Literal["patch", "conv"]
+FusionInit = Literal["default", "zero"]
 GREY_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 GREY_STD: tuple[float, float, float] = (0.25, 0.25, 0.25)
 # grey mean and standard deviation of the shared training crops (64 px), the target of
@@ -71,12 +72,20 @@ class FusionConfig:
     # standardise each image's brightness and contrast in the graph, before both branches
     # (the joy sources are brighter than the webcam ones: a shortcut; see the model card)
     photo_norm: bool = False
+    # "zero": the TC conv starts at zero (ControlNet's "zero convolution", Zhang, Rao and
+    # Agrawala 2023), so the untrained network is the global branch plus the refinement and the
+    # saliency branch enters only as far as the loss pulls it in; gated fusion only
+    fusion_init: FusionInit = "default"
 
     def __post_init__(self) -> None:
         if self.fusion not in ("gate", "sum", "none"):
             raise ConfigError(f"fusion must be gate, sum or none, got {self.fusion!r}")
         if self.stem not in ("patch", "conv"):
             raise ConfigError(f"stem must be patch or conv, got {self.stem!r}")
+        if self.fusion_init not in ("default", "zero"):
+            raise ConfigError(f"fusion_init must be default or zero, got {self.fusion_init!r}")
+        if self.fusion_init == "zero" and self.fusion != "gate":
+            raise ConfigError(f"fusion_init zero needs fusion gate, got {self.fusion!r}")
         if len(self.depths) != 4 or len(self.num_heads) != 4:
             raise ConfigError(f"need 4 stages, got depths {self.depths} heads {self.num_heads}")
         if self.img_size % (4 * 8) != 0:
@@ -156,13 +165,19 @@ def _swin(cfg: FusionConfig, in_chans: int) -> SwinTransformer:
 
 
 class StageFusion(nn.Module):
-    """Fuses global G_i and local L_i (both (B, C, H, W)) into E_i (B, C, H, W)."""
+    """Fuses global G_i and local L_i (both (B, C, H, W)) into E_i (B, C, H, W).
 
-    def __init__(self, dim: int, mode: FusionMode) -> None:
+    ``zero_init``: the TC conv's weights and bias start at 0, so F_i = 0 and E_i = G_i before
+    training (the default draw is still made first: other weights are the same either way)."""
+
+    def __init__(self, dim: int, mode: FusionMode, zero_init: bool = False) -> None:
         super().__init__()
         self.mode = mode
         if mode == "gate":
             self.tc = nn.Conv2d(2 * dim, dim, kernel_size=3, padding=1)
+            if zero_init:
+                nn.init.zeros_(self.tc.weight)
+                nn.init.zeros_(self.tc.bias)  # type: ignore[arg-type]  # bias=True
             self.gate = nn.Sequential(
                 nn.Conv2d(dim, dim // 2, kernel_size=1),
                 nn.ReLU(inplace=True),
@@ -200,7 +215,8 @@ class LearningEmotionNet(nn.Module):
             )
             self.local_branch: SwinTransformer | None = _swin(cfg, in_chans=1)
             dims = [cfg.embed_dim * 2**i for i in range(4)]
-            self.fusions = nn.ModuleList(StageFusion(d, cfg.fusion) for d in dims)
+            zero = cfg.fusion_init == "zero"
+            self.fusions = nn.ModuleList(StageFusion(d, cfg.fusion, zero) for d in dims)
         else:
             self.saliency = None
             self.local_branch = None

@@ -123,3 +123,40 @@ def test_photo_norm_makes_the_model_blind_to_brightness_and_contrast(data_dir):
     assert not torch.allclose(logits(pix, False), logits(darker, False), atol=1e-3)
     assert torch.allclose(logits(pix, True), logits(darker, True), atol=2e-2)
     assert model_args_of(model)["photo_norm"] is True  # travels in checkpoints and sidecars
+
+
+def test_zero_fusion_init_starts_as_the_global_path_and_then_learns_the_local_one():
+    torch.manual_seed(0)
+    default = create_fusion_model("learning_emotion_small", window_size=4, img_size=64)
+    torch.manual_seed(0)
+    zero = create_fusion_model(
+        "learning_emotion_small", window_size=4, img_size=64, fusion_init="zero"
+    )
+    # same random draw: only the TC convs differ, and they start at 0
+    for (name, a), (_, b) in zip(
+        default.state_dict().items(), zero.state_dict().items(), strict=True
+    ):
+        if ".tc." in name:
+            assert b.abs().sum() == 0 and a.abs().sum() > 0, name
+        else:
+            assert torch.equal(a, b), name
+    x = torch.randn(4, 3, 64, 64)
+    zero.eval()
+    with torch.no_grad():
+        before = zero(x)
+        assert zero.local_branch is not None
+        for p in zero.local_branch.parameters():
+            p.add_(1.0)  # the saliency branch does not reach the output yet
+        assert torch.allclose(before, zero(x))
+    zero.train()
+    opt = torch.optim.SGD(zero.parameters(), lr=0.1)
+    torch.nn.functional.cross_entropy(zero(x), torch.tensor([0, 1, 2, 3])).backward()
+    opt.step()
+    assert all(f.tc.weight.abs().sum() > 0 for f in zero.fusions)  # gradients reach it
+    assert model_args_of(zero)["fusion_init"] == "zero"
+    rebuilt = build_model("learning_emotion_small", model_args_of(zero))
+    assert rebuilt.cfg.fusion_init == "zero"
+    with pytest.raises(ConfigError, match="fusion_init zero needs fusion gate"):
+        create_fusion_model("learning_emotion_small", fusion="sum", fusion_init="zero")
+    with pytest.raises(ConfigError, match="fusion_init must be"):
+        create_fusion_model("learning_emotion_small", fusion_init="small")

@@ -399,3 +399,14 @@ def test_bf16_precision_trains_fp32_weights_and_travels_with_the_run(tiny_run, t
     assert any(not torch.equal(before[k], v) for k, v in last["model"].items())  # it trained
     with pytest.raises(ConfigError, match="--precision must be fp32 or bf16"):
         parse_cli(["--precision", "fp16"])
+
+
+def test_fusion_init_flag_is_checked_against_the_model():
+    cfg, out, _ = parse_cli(["--fusion-init", "zero", "--out", "runs/x"])
+    assert cfg.fusion_init == "zero" and cfg.fusion == "gate" and out.name == "x"
+    assert parse_cli([])[0].fusion_init == "default"
+    with pytest.raises(ConfigError, match="--fusion-init must be default or zero, got 'one'"):
+        parse_cli(["--fusion-init", "one"])
+    for argv in (["--fusion", "none"], ["--arch", "baseline:resnet18"]):
+        with pytest.raises(ConfigError, match="--fusion-init zero needs a gated fusion model"):
+            parse_cli([*argv, "--fusion-init", "zero"])
