@@ -420,6 +420,7 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
         if not cfg.arch.startswith("baseline:"):
             kwargs |= {"fusion": cfg.fusion, "sun": sun, "stem": cfg.stem}
             kwargs |= {"photo_norm": cfg.photo_norm, "fusion_init": cfg.fusion_init}
+            kwargs |= {"local_drop": cfg.local_drop}
             if cfg.window_size > 0:
                 kwargs["window_size"] = cfg.window_size
         model = create_model(cfg.arch, **kwargs)

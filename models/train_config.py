@@ -24,6 +24,7 @@ class TrainConfig:
     stem: str = "patch"  # fusion models: "patch" (Swin 4x4 patchify) or "conv" (Xiao et al.)
     # gated fusion models: "zero" starts the TC conv at 0 (FusionConfig.fusion_init; not --init)
     fusion_init: str = "default"
+    local_drop: float = 0.0  # fusion models: share of training faces without saliency (ModDrop)
     seed: int = 0
     batch_size: int = 32
     lr: float = 1e-3
@@ -149,6 +150,10 @@ def parse_cli(
     if cfg.fusion_init == "zero" and (cfg.fusion != "gate" or cfg.arch.startswith("baseline:")):
         model = f"{cfg.arch} --fusion {cfg.fusion}"
         raise ConfigError(f"--fusion-init zero needs a gated fusion model, not {model}")
+    if cfg.local_drop and (cfg.fusion == "none" or cfg.arch.startswith("baseline:")):
+        raise ConfigError(f"--local-drop needs a fusion model with a local branch, not {cfg.arch}")
+    if not 0.0 <= cfg.local_drop < 1.0:
+        raise ConfigError(f"--local-drop must be a share in [0, 1), got {cfg.local_drop}")
     if not 0.0 <= cfg.ema < 1.0:
         raise ConfigError(f"--ema must be a decay in [0, 1) (0 = off), got {cfg.ema}")
     if cfg.source_adversary < 0:

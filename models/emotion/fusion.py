@@ -76,6 +76,9 @@ class FusionConfig:
     # Agrawala 2023), so the untrained network is the global branch plus the refinement and the
     # saliency branch enters only as far as the loss pulls it in; gated fusion only
     fusion_init: FusionInit = "default"
+    # training only: the share of faces whose saliency branch is zeroed at every stage (modality
+    # dropout, "ModDrop", Neverova et al. 2016), so the global path must also stand alone
+    local_drop: float = 0.0
 
     def __post_init__(self) -> None:
         if self.fusion not in ("gate", "sum", "none"):
@@ -86,6 +89,10 @@ class FusionConfig:
             raise ConfigError(f"fusion_init must be default or zero, got {self.fusion_init!r}")
         if self.fusion_init == "zero" and self.fusion != "gate":
             raise ConfigError(f"fusion_init zero needs fusion gate, got {self.fusion!r}")
+        if not 0.0 <= self.local_drop < 1.0 or (self.local_drop and self.fusion == "none"):
+            raise ConfigError(
+                f"local_drop must be in [0, 1) with a local branch, got {self.local_drop}"
+            )
         if len(self.depths) != 4 or len(self.num_heads) != 4:
             raise ConfigError(f"need 4 stages, got depths {self.depths} heads {self.num_heads}")
         if self.img_size % (4 * 8) != 0:
@@ -255,8 +262,13 @@ class LearningEmotionNet(nn.Module):
         local = self.local_branch.forward_intermediates(
             self.saliency_map(x), intermediates_only=True
         )
-        for stage, fuse, loc in zip(gb.layers, self.fusions, local, strict=True):
+        assert isinstance(local, list)  # intermediates_only: the list alone, not a tuple
+        keep = None
+        if self.training and self.cfg.local_drop > 0:
+            keep = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= self.cfg.local_drop).to(x)
+        for stage, fuse, loc_i in zip(gb.layers, self.fusions, local, strict=True):
             g = stage(g)  # (B, H_i, W_i, C_i) NHWC
+            loc = loc_i if keep is None else keep * loc_i  # (B, C_i, H_i, W_i), dropped at 0
             e = fuse(g.permute(0, 3, 1, 2), loc)  # (B, C_i, H_i, W_i) NCHW
             g = e.permute(0, 2, 3, 1)  # (B, H_i, W_i, C_i) NHWC, continues the global branch
         return gb.norm(g)  # (B, h, w, C4)

@@ -160,3 +160,34 @@ def test_zero_fusion_init_starts_as_the_global_path_and_then_learns_the_local_on
         create_fusion_model("learning_emotion_small", fusion="sum", fusion_init="zero")
     with pytest.raises(ConfigError, match="fusion_init must be"):
         create_fusion_model("learning_emotion_small", fusion_init="small")
+
+
+def test_local_drop_zeroes_the_saliency_branch_of_some_training_faces_only():
+    torch.manual_seed(0)
+    model = create_fusion_model(
+        "learning_emotion_small", window_size=4, img_size=64, local_drop=0.5
+    )
+    assert model.local_branch is not None
+    x = torch.randn(64, 3, 64, 64)
+    model.eval()  # scoring and export: every face keeps its saliency branch
+    with torch.no_grad():
+        scored = model(x)
+        for p in model.local_branch.parameters():
+            p.add_(0.5)
+        moved = ~torch.isclose(scored, model(x)).all(dim=1)
+    assert bool(moved.all())
+    model.train()
+    model.head_drop.p = 0.0  # the head's dropout would hide which faces kept their saliency
+    with torch.no_grad():
+        torch.manual_seed(1)
+        a = model(x)
+        for p in model.local_branch.parameters():
+            p.sub_(0.5)
+        torch.manual_seed(1)  # the same faces dropped (drop path draws alike too)
+        b = model(x)
+    same = torch.isclose(a, b).all(dim=1)
+    assert 0.3 < same.float().mean() < 0.7  # those dropped ignore the local branch
+    with pytest.raises(ConfigError, match="local_drop must be in"):
+        create_fusion_model("learning_emotion_small", fusion="none", local_drop=0.2)
+    with pytest.raises(ConfigError, match="local_drop must be in"):
+        create_fusion_model("learning_emotion_small", local_drop=1.0)

@@ -410,3 +410,11 @@ def test_fusion_init_flag_is_checked_against_the_model():
     for argv in (["--fusion", "none"], ["--arch", "baseline:resnet18"]):
         with pytest.raises(ConfigError, match="--fusion-init zero needs a gated fusion model"):
             parse_cli([*argv, "--fusion-init", "zero"])
+
+
+def test_local_drop_flag_needs_a_local_branch():
+    assert parse_cli(["--local-drop", "0.3"])[0].local_drop == 0.3
+    with pytest.raises(ConfigError, match="--local-drop needs a fusion model"):
+        parse_cli(["--fusion", "none", "--local-drop", "0.3"])
+    with pytest.raises(ConfigError, match=r"--local-drop must be a share in \[0, 1\), got 1.5"):
+        parse_cli(["--local-drop", "1.5"])
