@@ -16,6 +16,7 @@ from models.emotion.fusion import (
     ConvStem,
     FusionConfig,
     LearningEmotionNet,
+    StageFusion,
     create_fusion_model,
 )
 from models.errors import ConfigError
@@ -152,10 +153,12 @@ def test_zero_fusion_init_starts_as_the_global_path_and_then_learns_the_local_on
     opt = torch.optim.SGD(zero.parameters(), lr=0.1)
     torch.nn.functional.cross_entropy(zero(x), torch.tensor([0, 1, 2, 3])).backward()
     opt.step()
-    assert all(f.tc.weight.abs().sum() > 0 for f in zero.fusions)  # gradients reach it
+    tcs = [f.tc for f in zero.fusions if isinstance(f, StageFusion)]
+    assert len(tcs) == 4 and all(isinstance(tc, torch.nn.Conv2d) for tc in tcs)
+    assert all(tc.weight.abs().sum() > 0 for tc in tcs)  # gradients reach it
     assert model_args_of(zero)["fusion_init"] == "zero"
     rebuilt = build_model("learning_emotion_small", model_args_of(zero))
-    assert rebuilt.cfg.fusion_init == "zero"
+    assert isinstance(rebuilt, LearningEmotionNet) and rebuilt.cfg.fusion_init == "zero"
     with pytest.raises(ConfigError, match="fusion_init zero needs fusion gate"):
         create_fusion_model("learning_emotion_small", fusion="sum", fusion_init="zero")
     with pytest.raises(ConfigError, match="fusion_init must be"):
