@@ -38,6 +38,12 @@ class Batches:
     def __len__(self) -> int:
         return len(self.y)
 
+    def class_weights(self, n_classes: int) -> torch.Tensor:
+        """Inverse-frequency class weights (n_classes,), mean 1 (absent classes count once)."""
+        counts = torch.bincount(self.y, minlength=n_classes).float().clamp_min(1)
+        w = counts.sum() / counts
+        return w / w.mean()
+
     def prep(self, idx: torch.Tensor) -> torch.Tensor:
         """Normalised (B, 3, H, W) for the given indices."""
         x = self.x[idx].float().div_(255.0).sub_(self.mean).div_(self.std)  # (B, H, W)

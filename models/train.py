@@ -9,7 +9,8 @@ input, AdamW, cross-entropy (class-weighted in fine-tuning), flip/shift/brightne
 atomically into ``--out``. With ``--ema D`` fine-tuning also keeps an exponential moving
 average of the weights, and that average is what is scored and saved as ``best.pt``. With
 ``--mixup A`` every fine-tuning batch is blended with a shuffled copy of itself (mixup);
-``--precision bf16`` runs training steps under bfloat16 autocast.
+``--precision bf16`` runs training steps under bfloat16 autocast; ``--teachers A.pt,B.pt
+--distill W`` also fits the teachers' softened probabilities (``models.distill``).
 ``--resume DIR/last.pt`` continues an interrupted run.
 """
 
@@ -56,6 +57,7 @@ from models.data import (
     regroup,
     to_grey_rgb,
 )
+from models.distill import Teachers
 from models.emotion import LearningEmotionNet, create_model
 from models.errors import ConfigError
 from models.metrics import macro_f1
@@ -73,10 +75,6 @@ def n_classes(phase: str) -> int:
     return len(FER_CLASSES) if phase == "pretrain" else len(LABELS)
 
 
-def _grey(rgb: np.ndarray) -> np.ndarray:
-    return to_grey_rgb(rgb)[..., 0]  # (N, H, W)
-
-
 class Trainer:
     """Runs the phases of one training run and writes its checkpoints."""
 
@@ -89,6 +87,7 @@ class Trainer:
         self.aux: Batches | None = None
         self.ema: nn.Module | None = None  # --ema: the averaged fine-tuning weights
         self.adversary: SourceAdversary | None = None  # --source-adversary (not exported)
+        self.teachers: Teachers | None = None  # --teachers: distillation (models.distill)
         self._ema_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.crop_scale = SHARED_CROP_SCALE  # the data's framing, for the exported sidecar
         self.opt = self._optimizer()
@@ -215,7 +214,7 @@ class Trainer:
         cfg = self.cfg
         weighting = cfg.pretrain_class_weighting if name == "pretrain" else cfg.class_weighting
         use_class_weights = weighting and train.w is None  # else per-sample
-        weights = self._class_weights(train, n_classes(name)) if use_class_weights else None
+        weights = train.class_weights(n_classes(name)).to(device()) if use_class_weights else None
         loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
         base_lr = (cfg.pretrain_lr if name == "pretrain" else 0.0) or cfg.lr
         bar = tqdm(total=max_steps, initial=phase.step, desc=name, unit="step", leave=False)
@@ -293,12 +292,14 @@ class Trainer:
         with_fer = aux and self.aux is not None and self.aux_head is not None
         with_adversary = aux and self.adversary is not None and train.s is not None
         if not with_fer and not with_adversary:
-            return main_loss(self.model(x))
+            logits = self.model(x)
+            return self._distilled(main_loss(logits), logits, x)
         fer = self._batch(cast(Batches, self.aux))[:2] if with_fer else None
         inputs = x if fer is None else torch.cat([x, fer[0]])
         model = cast(LearningEmotionNet, self.model)
         pooled = model.forward_head(model.forward_features(inputs), pre_logits=True)
-        loss = main_loss(model.head(pooled[: len(x)]))
+        logits = model.head(pooled[: len(x)])
+        loss = self._distilled(main_loss(logits), logits, x)
         if fer is not None:
             loss = loss + self.cfg.fer_aux * nn.functional.cross_entropy(
                 cast(nn.Linear, self.aux_head)(pooled[len(x) :]),
@@ -313,10 +314,9 @@ class Trainer:
             )
         return loss
 
-    def _class_weights(self, train: Batches, n_classes: int) -> torch.Tensor:
-        counts = torch.bincount(train.y, minlength=n_classes).float().clamp_min(1)
-        w = counts.sum() / counts
-        return (w / w.mean()).to(device())  # inverse frequency, mean 1
+    def _distilled(self, loss: torch.Tensor, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``loss`` blended with the teachers' term once they are set (fine-tuning only)."""
+        return loss if self.teachers is None else self.teachers.blend(loss, logits, x)
 
     def _checkpoint(self, phase: Phase, val: Batches | None, loss: float) -> None:
         score = accuracy = float("nan")
@@ -376,7 +376,7 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
     labels = {s: np.array([r.label for r in rows[s]]) for s in rows}
     sample = np.random.default_rng(cfg.seed).permutation(len(rgb["train"]))[:256]
     sun_rgb = torch.from_numpy(rgb["train"][sample]).permute(0, 3, 1, 2).float() / 255.0
-    train_x, train_y = _grey(rgb["train"]), labels["train"]
+    train_x, train_y = to_grey_rgb(rgb["train"])[..., 0], labels["train"]  # (N, H, W)
     groups = [f"{r.source}/{r.label}" for r in rows["train"]]
     if cfg.fer_extra:
         ex, ey = fer_extras(
@@ -395,7 +395,7 @@ def load_split_data(cfg: TrainConfig, settings: ModelsSettings) -> dict[str, Any
         "train_weights": group_weights(groups, classes) if cfg.group_weighting else None,
         "train_sources": source_ids,  # ids into source_names, per training crop
         "source_names": [str(n) for n in source_names],
-        "val": (_grey(rgb["val"]), labels["val"]),
+        "val": (to_grey_rgb(rgb["val"])[..., 0], labels["val"]),
         "sun_batches": list(sun_rgb.split(64)),  # (b, 3, H, W) RGB in [0, 1]
     }
 
@@ -428,6 +428,7 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
     trainer = Trainer(cfg, out, model, sun)
     data_dir = _data_dir(cfg, settings)
     trainer.crop_scale = crop_scale_of(data_dir)
+    teachers = Teachers.from_config(cfg, norm=(mean, std)) if cfg.teachers else None  # fail early
     if ckpt is not None:
         check_framing(data_dir, ckpt_crop_scale(ckpt), f"--resume {resume}")
         trainer.resume(ckpt)
@@ -470,6 +471,7 @@ def train(cfg: TrainConfig, out: Path, resume: Path | None = None) -> Path:
         sources=data["train_sources"] if cfg.source_adversary > 0 else None,
     )
     va = Batches(data["val"][0], data["val"][1], mean, std)
+    trainer.teachers = teachers  # after pre-training: teachers predict the six labels
     trainer.run_phase("finetune", tr, va, cfg.finetune_minutes, cfg.finetune_steps)
     best = out / "best.pt"
     logger.info("best validation macro-F1 %.4f -> %s", trainer.phases["finetune"].best, best)

@@ -76,6 +76,11 @@ class TrainConfig:
     # "bf16": forward passes and losses of training steps under bfloat16 autocast (faster on
     # CPUs with AMX or AVX-512 BF16, and on GPUs); weights, optimiser, scoring stay fp32
     precision: str = "fp32"
+    # fine-tuning: distil from these trained six-class checkpoints (comma-separated; their mean
+    # softened probabilities, models.distill) with weight `distill` at temperature `distill_temp`
+    teachers: str = ""
+    distill: float = 0.0
+    distill_temp: float = 2.0
 
 
 @dataclass
@@ -164,6 +169,14 @@ def parse_cli(
         raise ConfigError(f"--mixup must be a Beta parameter > 0 (0 = off), got {cfg.mixup}")
     if cfg.mixup > 0 and cfg.source_adversary > 0:
         raise ConfigError("--mixup cannot be combined with --source-adversary (blended crops)")
+    if bool(cfg.teachers) != (cfg.distill > 0):
+        raise ConfigError("--teachers A.pt[,B.pt] and --distill W (0 < W <= 1) go together")
+    if not 0.0 <= cfg.distill <= 1.0 or cfg.distill_temp <= 0:
+        got = f"got --distill {cfg.distill} --distill-temp {cfg.distill_temp}"
+        raise ConfigError(f"--distill must be in (0, 1] and --distill-temp > 0, {got}")
+    for path in filter(None, cfg.teachers.split(",")):
+        if not Path(path).is_file():
+            raise ConfigError(f"--teachers: checkpoint {path} not found (expected a run's best.pt)")
     if cfg.group_within_class and not cfg.group_weighting:
         raise ConfigError("--group-within-class yes needs --group-weighting yes")
     if not 1.0 <= cfg.zoom_max <= 2.0:
