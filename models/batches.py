@@ -38,10 +38,11 @@ class Batches:
     def __len__(self) -> int:
         return len(self.y)
 
-    def class_weights(self, n_classes: int) -> torch.Tensor:
-        """Inverse-frequency class weights (n_classes,), mean 1 (absent classes count once)."""
+    def class_weights(self, n_classes: int, power: float = 1.0) -> torch.Tensor:
+        """Inverse-frequency class weights (n_classes,) raised to ``power`` (1 = inverse
+        frequency, 0.5 = its square root, 0 = all alike), mean 1 (absent classes count once)."""
         counts = torch.bincount(self.y, minlength=n_classes).float().clamp_min(1)
-        w = counts.sum() / counts
+        w = (counts.sum() / counts) ** power
         return w / w.mean()
 
     def prep(self, idx: torch.Tensor) -> torch.Tensor:

@@ -213,8 +213,8 @@ class Trainer:
             return phase
         cfg = self.cfg
         weighting = cfg.pretrain_class_weighting if name == "pretrain" else cfg.class_weighting
-        use_class_weights = weighting and train.w is None  # else per-sample
-        weights = train.class_weights(n_classes(name)).to(device()) if use_class_weights else None
+        cw = train.class_weights(n_classes(name), cfg.class_weight_power).to(device())
+        weights = cw if weighting and train.w is None else None  # else per-sample or none
         loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=cfg.label_smoothing)
         base_lr = (cfg.pretrain_lr if name == "pretrain" else 0.0) or cfg.lr
         bar = tqdm(total=max_steps, initial=phase.step, desc=name, unit="step", leave=False)

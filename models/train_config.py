@@ -33,6 +33,8 @@ class TrainConfig:
     warmup_frac: float = 0.05
     label_smoothing: float = 0.1
     class_weighting: bool = True
+    # exponent of the inverse-frequency class weights (1 = inverse frequency, 0.5 = milder)
+    class_weight_power: float = 1.0
     # fine-tuning: weigh each source/label group alike instead of each class (batches.group_weights)
     group_weighting: bool = False
     # ... and with it: every class the same total weight, split alike among its groups
@@ -177,6 +179,9 @@ def parse_cli(
     for path in filter(None, cfg.teachers.split(",")):
         if not Path(path).is_file():
             raise ConfigError(f"--teachers: checkpoint {path} not found (expected a run's best.pt)")
+    if not 0.0 <= cfg.class_weight_power <= 1.0:
+        got = cfg.class_weight_power
+        raise ConfigError(f"--class-weight-power must be in [0, 1] (1 = inverse frequency), got {got}")
     if cfg.group_within_class and not cfg.group_weighting:
         raise ConfigError("--group-within-class yes needs --group-weighting yes")
     if not 1.0 <= cfg.zoom_max <= 2.0:

@@ -418,3 +418,19 @@ def test_local_drop_flag_needs_a_local_branch():
         parse_cli(["--fusion", "none", "--local-drop", "0.3"])
     with pytest.raises(ConfigError, match=r"--local-drop must be a share in \[0, 1\), got 1.5"):
         parse_cli(["--local-drop", "1.5"])
+
+
+def test_class_weight_power_softens_inverse_frequency_weights():
+    labels = np.array([0] * 8 + [1] * 2 + [2] * 1 + [3] * 1)  # classes 4, 5 absent
+    batches = Batches(np.zeros((12, 4, 4), np.uint8), labels, 0.5, 0.25)
+    full, half, flat = (batches.class_weights(6, p) for p in (1.0, 0.5, 0.0))
+    assert torch.allclose(full, batches.class_weights(6))  # the default is inverse frequency
+    for w in (full, half, flat):
+        assert w.mean().item() == pytest.approx(1.0)
+    assert full[1] / full[0] == pytest.approx(4.0)  # 8 against 2 faces
+    assert half[1] / half[0] == pytest.approx(2.0)  # its square root
+    assert torch.allclose(flat, torch.ones(6))
+    assert parse_cli(["--class-weight-power", "0.5"])[0].class_weight_power == 0.5
+    assert parse_cli([])[0].class_weight_power == 1.0
+    with pytest.raises(ConfigError, match=r"--class-weight-power must be in \[0, 1\].*got 1.5"):
+        parse_cli(["--class-weight-power", "1.5"])
