@@ -10,7 +10,11 @@ How: the sidecar's ``model`` block rebuilds the network; a copy with random weig
 by the same exporter, and every weight is located in that copy's graph by its value — under its
 own name, transposed (linear layers become MatMul constants), or, for Swin's relative position
 bias tables, gathered into the per-window bias the exporter folds. The shipped graph has the
-same constants under the same names, so their values are read back into the weights. Weights
+same constants under the same names, so their values are read back into the weights. A conv
+followed by BatchNorm (the conv stem) is one folded conv in the graph: it comes back as that
+folded conv and an identity BatchNorm that adds the folded bias (the same function in eval
+mode; the split between conv and BatchNorm scale is not in the file, so fine-tuning from it
+starts with BatchNorm's scale 1). Weights
 stored as fp16 come back as those fp16 values. The result is checked: PyTorch with the
 recovered weights must match ONNX Runtime on real crops within ``--tol``.
 """
@@ -18,10 +22,11 @@ recovered weights must match ONNX Runtime on real crops within ``--tol``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -87,6 +92,49 @@ def _unfold_bias(mod: nn.Module, folded: np.ndarray, fallback: torch.Tensor) -> 
     table = fallback.clone()
     table[_rel_index(mod).view(-1)] = rows
     return table
+
+
+def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, nn.Conv2d, str, nn.BatchNorm2d]]:
+    """(conv name, conv, BatchNorm name, BatchNorm) for each BatchNorm right after a conv in a
+    Sequential: the exporter folds each such pair into one conv with a bias."""
+    pairs = []
+    for seq_name, seq in model.named_modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        mods = list(seq.named_children())
+        for (c_name, conv), (b_name, bn) in itertools.pairwise(mods):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                pre = f"{seq_name}." if seq_name else ""
+                pairs.append((pre + c_name, conv, pre + b_name, bn))
+    return pairs
+
+
+def _find_close(fresh: dict[str, np.ndarray], value: np.ndarray) -> str | None:
+    """The one float constant of ``fresh`` that equals ``value`` to float32 rounding."""
+    hits = [
+        k
+        for k, v in fresh.items()
+        if v.dtype == np.float32 and v.shape == value.shape and np.allclose(v, value, 1e-5, 1e-8)
+    ]
+    return hits[0] if len(hits) == 1 else None
+
+
+def locate_folded(model: nn.Module, fresh: dict[str, np.ndarray]) -> dict[str, tuple[str, str]]:
+    """BatchNorm name -> (folded conv weight constant, folded bias constant) in ``fresh``'s
+    graph, for each conv + BatchNorm pair the exporter folded (eval mode)."""
+    out: dict[str, tuple[str, str]] = {}
+    for _, conv, bn_name, bn in _conv_bn_pairs(model):
+        var = cast(torch.Tensor, bn.running_var)
+        mean = cast(torch.Tensor, bn.running_mean)
+        scale = (bn.weight / torch.sqrt(var + bn.eps)).detach()
+        weight = (conv.weight.detach() * scale.view(-1, 1, 1, 1)).numpy()
+        bias = (bn.bias.detach() - mean * scale).numpy()
+        if conv.bias is not None:
+            bias = bias + (conv.bias.detach() * scale).numpy()
+        w_const, b_const = _find_close(fresh, weight), _find_close(fresh, bias)
+        if w_const is not None and b_const is not None:
+            out[bn_name] = (w_const, b_const)
+    return out
 
 
 def locate(
@@ -162,11 +210,29 @@ def read_weights(
     tables = _rel_pos_modules(model)
     where = locate(model, fresh, "model.", tables)
     state = model.state_dict()
+    folded = locate_folded(model, fresh)
+    for conv_name, conv, bn_name, bn in _conv_bn_pairs(model):
+        if bn_name not in folded:
+            continue
+        w_const, b_const = folded[bn_name]
+        state[f"{conv_name}.weight"] = torch.tensor(shipped[w_const]).reshape(conv.weight.shape)
+        if conv.bias is not None:
+            state[f"{conv_name}.bias"] = torch.zeros_like(conv.bias)
+        state[f"{bn_name}.weight"] = torch.ones_like(bn.weight)
+        state[f"{bn_name}.bias"] = torch.tensor(shipped[b_const]).reshape(bn.bias.shape)
+        state[f"{bn_name}.running_mean"] = torch.zeros_like(bn.weight)
+        state[f"{bn_name}.running_var"] = torch.full_like(bn.weight, 1.0 - bn.eps)
+        for name in (f"{conv_name}.weight", f"{conv_name}.bias", f"{bn_name}.weight"):
+            if name in where:
+                where[name] = "folded"
+        where[f"{bn_name}.bias"] = "folded"
     unused = [name for name, found in where.items() if found is None]
     logger.info(
         "%d weights not used by the graph keep their initial values: %s", len(unused), unused
     )
     for name, found in where.items():
+        if found == "folded":  # set above from its conv + BatchNorm fold
+            continue
         if found is None:  # not in the graph: cannot matter for its output (parity checks it)
             state[name] = default[name]
             continue

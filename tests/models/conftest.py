@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from contract.sidecar import ModelSidecar
+from models.data import SHARED_CROP_SCALE
+from models.reframe import OUT_SIDE, cut
 from models.train import TrainConfig, train
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "weights" / "learning_emotion.onnx"
 
 PER_CLASS = {"train": 3, "val": 2, "test": 2}
 
@@ -46,6 +53,36 @@ def tiny_data(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     for split, n in PER_CLASS.items():
         rows += real_rows(data_dir, split, n)
     return write_manifest(tmp_path_factory.mktemp("tiny") / "le", rows, data_dir)
+
+
+def shipped_sidecar() -> ModelSidecar:
+    """The shipped model's sidecar (input size, framing); loading verifies the ONNX hash."""
+    return ModelSidecar.load(SHIPPED.with_suffix(".json"))
+
+
+@pytest.fixture(scope="session")
+def shipped_framed(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny_data`` in the shipped model's framing: each crop's central window of
+    crop_scale / 1.3 of its side (models.reframe's rule for box sources) with framing.json,
+    or ``tiny_data`` itself when the shipped model takes the shared 1.3x crops."""
+    scale = shipped_sidecar().crop_scale
+    if abs(scale - SHARED_CROP_SCALE) <= 1e-3:
+        return tiny_data
+    out = tmp_path_factory.mktemp("shipped-framing") / "le"
+    (out / "images").mkdir(parents=True)
+    with (tiny_data / "manifest.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    side = scale / SHARED_CROP_SCALE
+    for i, row in enumerate(rows):
+        im = cv2.resize(cv2.imread(row["path"], cv2.IMREAD_COLOR), (OUT_SIDE, OUT_SIDE))
+        row["path"] = f"images/{i:05d}.jpg"
+        assert cv2.imwrite(str(out / row["path"]), cut(im, (1 - side) / 2, (1 - side) / 2, side))
+    with (out / "manifest.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "framing.json").write_text(json.dumps({"crop_scale": scale}))
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,8 @@ from models.evaluate import main as evaluate_main
 from models.external.__main__ import main as external_main
 from models.external.build import build, load_labels
 from models.external.fetch import download, load_sources, unpack
+from tests.models.conftest import SHIPPED, shipped_sidecar
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "weights" / "learning_emotion.onnx"
 HEADER = "media,frames,x,y,label,subject,source\n"
 FROWN = "webcam_frowning_3_00000.jpg"
 NEUTRAL = ["webcam_neutralface_2_00017.jpg", "webcam_neutralface_2_00035.jpg"]
@@ -89,7 +89,8 @@ def test_built_folder_scores_with_the_shipped_model_and_refuses_other_framing(
     labels = labels_file(
         tmp_path, "frown.jpg,,,,confusion,p3,photo\nclip.mp4,0-3/1,,,focus,p2,video\n"
     )
-    build(labels, media, tmp_path / "same")
+    scale = shipped_sidecar().crop_scale
+    build(labels, media, tmp_path / "same", crop_scale=scale)
     assert (
         evaluate_main(
             [
@@ -106,7 +107,8 @@ def test_built_folder_scores_with_the_shipped_model_and_refuses_other_framing(
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["n"] == 5 and set(report["per_source"]) == {"photo", "video"}
     assert sum(map(sum, report["confusion_matrix"])) == 5
-    build(labels, media, tmp_path / "tight", crop_scale=0.8878)
+    other = 0.8878 if abs(scale - SHARED_CROP_SCALE) <= 1e-3 else SHARED_CROP_SCALE
+    build(labels, media, tmp_path / "tight", crop_scale=other)
     assert (
         evaluate_main(
             [

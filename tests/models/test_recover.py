@@ -4,30 +4,29 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 
 from contract.sidecar import ModelSidecar, sha256_file
-from models.checkpoint import load_checkpoint, model_from_checkpoint
+from models.checkpoint import build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
 from models.errors import ConfigError, RecoveryError
-from models.export import check_parity, parity_inputs, store_weights_fp16
+from models.export import check_parity, export, parity_inputs, store_weights_fp16
 from models.recover import recover, recover_model
 from models.train import train
-from tests.models.conftest import TINY_CFG
+from tests.models.conftest import SHIPPED, TINY_CFG, shipped_sidecar
 
 pytestmark = pytest.mark.slow
-
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "weights" / "learning_emotion.onnx"
 
 
 def test_shipped_model_comes_back_as_a_checkpoint_that_reproduces_it(tmp_path):
     out = recover(SHIPPED, tmp_path / "shipped.pt", n_parity=16)  # raises above 1e-4
     model, ckpt = model_from_checkpoint(out)
     assert ckpt["recovered_from"]["parity_max_abs"] <= 1e-4
-    assert ckpt["model_args"]["img_size"] == 64
-    x = parity_inputs(64, (0.5,) * 3, (0.25,) * 3, 7)  # another batch size than the check's
+    size = shipped_sidecar().input_size
+    assert ckpt["model_args"]["img_size"] == size
+    assert ckpt["crop_scale"] == shipped_sidecar().crop_scale
+    x = parity_inputs(size, (0.5,) * 3, (0.25,) * 3, 7)  # another batch size than the check's
     assert check_parity(model, SHIPPED, x, 1e-4) <= 1e-4
 
 
@@ -64,8 +63,9 @@ def test_recovery_refuses_a_model_whose_sidecar_does_not_match(exported, tmp_pat
     assert not (tmp_path / "x.pt").exists()
 
 
-def test_init_from_an_onnx_file_fine_tunes_the_shipped_model(tiny_data, tmp_path):
-    cfg = replace(TINY_CFG, img_size=64, data_dir=str(tiny_data), init=str(SHIPPED))
+def test_init_from_an_onnx_file_fine_tunes_the_shipped_model(shipped_framed, tmp_path):
+    size = shipped_sidecar().input_size
+    cfg = replace(TINY_CFG, img_size=size, data_dir=str(shipped_framed), init=str(SHIPPED))
     best = train(cfg, tmp_path / "run")
     assert (tmp_path / "run" / "init.pt").is_file()
     last = load_checkpoint(tmp_path / "run" / "last.pt")
@@ -74,6 +74,37 @@ def test_init_from_an_onnx_file_fine_tunes_the_shipped_model(tiny_data, tmp_path
 
 
 def test_init_with_the_wrong_input_size_is_named(tiny_data, tmp_path):
-    cfg = replace(TINY_CFG, img_size=96, data_dir=str(tiny_data), init=str(SHIPPED))
-    with pytest.raises(ConfigError, match="64 px model: pass --img-size 64"):
+    size = shipped_sidecar().input_size
+    wrong = 64 if size != 64 else 96
+    cfg = replace(TINY_CFG, img_size=wrong, data_dir=str(tiny_data), init=str(SHIPPED))
+    with pytest.raises(ConfigError, match=f"{size} px model: pass --img-size {size}"):
         train(cfg, tmp_path / "run")
+
+
+def test_conv_stem_batchnorms_folded_by_the_exporter_come_back(tiny_run, tmp_path):
+    """The exporter folds each conv-stem BatchNorm into its conv; recovery reads the folded conv
+    back with an identity BatchNorm that adds the folded bias: the same function."""
+    ckpt = load_checkpoint(tiny_run / "best.pt")
+    args = {**ckpt["model_args"], "stem": "conv"}
+    model = build_model(ckpt["arch"], args).eval()
+    gen = torch.Generator().manual_seed(1)
+    trained = {k: v for k, v in ckpt["model"].items() if k in model.state_dict()}
+    model.load_state_dict({k: v for k, v in trained.items() if ".patch_embed." not in k}, False)
+    with torch.no_grad():  # a random stem with BatchNorm statistics far from their defaults
+        for name, p in model.named_parameters():
+            if ".patch_embed." in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        for name, buf in model.named_buffers():
+            if name.endswith("running_mean"):
+                buf.copy_(torch.randn(buf.shape, generator=gen) * 0.1)
+            elif name.endswith("running_var"):
+                buf.copy_(torch.rand(buf.shape, generator=gen) + 0.5)
+    save_checkpoint(tmp_path / "c.pt", {**ckpt, "model_args": args, "model": model.state_dict()})
+    export(tmp_path / "c.pt", tmp_path / "c.onnx", n_parity=4)
+    got, _ = recover_model(tmp_path / "c.onnx")
+    stem_bn = got.get_submodule("global_branch.patch_embed.convs.1")
+    assert torch.equal(stem_bn.weight, torch.ones_like(stem_bn.weight))  # folded into the conv
+    x = parity_inputs(args["img_size"], (0.5,) * 3, (0.25,) * 3, 5)
+    assert check_parity(got, tmp_path / "c.onnx", x, 1e-4) <= 1e-4
+    with torch.no_grad():  # the check means something: the faces get different scores
+        assert float(got(torch.from_numpy(x)).std(0).max()) > 1e-2

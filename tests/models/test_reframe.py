@@ -19,9 +19,7 @@ from models.errors import DataError
 from models.evaluate import main as evaluate_main
 from models.reframe import LANDMARK_SOURCES, cut, find_eyes, main, reframe
 from models.train import train
-from tests.models.conftest import TINY_CFG, write_manifest
-
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "weights" / "learning_emotion.onnx"
+from tests.models.conftest import SHIPPED, TINY_CFG, shipped_sidecar, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +113,14 @@ def test_bad_requests_are_refused_by_name(
 
 
 def test_a_model_is_only_scored_on_crops_framed_as_it_was_trained(
-    reframed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    reframed: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--onnx", str(SHIPPED), "--data", str(reframed), "--split", "test"]
+    scale = shipped_sidecar().crop_scale
+    other = reframed if abs(scale - SHARED_CROP_SCALE) <= 1e-3 else tiny_data
+    argv = ["--onnx", str(SHIPPED), "--data", str(other), "--split", "test"]
     assert evaluate_main([*argv, "--out", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
-    assert "expects crops of 1.3x the face box" in err and str(reframed) in err
+    assert f"expects crops of {scale}x the face box" in err and str(other) in err
     assert not (tmp_path / "r.json").exists()
 
 

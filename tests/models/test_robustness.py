@@ -12,8 +12,7 @@ import pytest
 from models.data import load_images, load_manifest
 from models.evaluate import evaluate
 from models.robustness import CAMERA, CONDITIONS, FRAMING_CONDITIONS, main, robustness
-
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "weights" / "learning_emotion.onnx"
+from tests.models.conftest import SHIPPED
 
 
 def _sharpness(im: np.ndarray) -> float:
@@ -47,10 +46,10 @@ def test_each_condition_changes_what_it_says(tiny_data: Path) -> None:
 
 @pytest.mark.slow
 def test_report_of_the_shipped_model_starts_from_the_plain_evaluation(
-    tiny_data: Path, tmp_path: Path
+    shipped_framed: Path, tmp_path: Path
 ) -> None:
-    doc = robustness(SHIPPED, tiny_data, "test", tmp_path / "rob.json")
-    plain = evaluate(SHIPPED, tiny_data, "test", tmp_path / "eval.json")
+    doc = robustness(SHIPPED, shipped_framed, "test", tmp_path / "rob.json")
+    plain = evaluate(SHIPPED, shipped_framed, "test", tmp_path / "eval.json")
     clean = doc["conditions"]["clean"]
     assert clean["macro_f1"] == pytest.approx(plain["macro_f1"])  # same resize path
     assert clean["agreement"] == 1.0 and doc["n"] == plain["n"]
