@@ -58,7 +58,7 @@ class Preprocessor:
         self.std = np.asarray(sidecar.std, dtype=np.float32).reshape(1, 3, 1, 1)
 
     def crop(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
-        """(size, size, 3) uint8 RGB (or grey x3): square 1.3x side around the centre."""
+        """(size, size, 3) uint8 RGB (or grey x3): a square of crop_scale x the box side."""
         patch = crop_square(image, square(box, self.crop_scale), self.size)
         if self.grey:
             grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
