@@ -180,9 +180,9 @@ def parse_cli(
         if not Path(path).is_file():
             raise ConfigError(f"--teachers: checkpoint {path} not found (expected a run's best.pt)")
     if not 0.0 <= cfg.class_weight_power <= 1.0:
-        got = cfg.class_weight_power
+        power = cfg.class_weight_power
         raise ConfigError(
-            f"--class-weight-power must be in [0, 1] (1 = inverse frequency), got {got}"
+            f"--class-weight-power must be in [0, 1] (1 = inverse frequency), got {power}"
         )
     if cfg.group_within_class and not cfg.group_weighting:
         raise ConfigError("--group-within-class yes needs --group-weighting yes")

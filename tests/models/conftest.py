@@ -74,7 +74,9 @@ def shipped_framed(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
         rows = list(csv.DictReader(fh))
     side = scale / SHARED_CROP_SCALE
     for i, row in enumerate(rows):
-        im = cv2.resize(cv2.imread(row["path"], cv2.IMREAD_COLOR), (OUT_SIDE, OUT_SIDE))
+        bgr = cv2.imread(row["path"], cv2.IMREAD_COLOR)
+        assert bgr is not None, row["path"]
+        im = cv2.resize(bgr, (OUT_SIDE, OUT_SIDE))
         row["path"] = f"images/{i:05d}.jpg"
         assert cv2.imwrite(str(out / row["path"]), cut(im, (1 - side) / 2, (1 - side) / 2, side))
     with (out / "manifest.csv").open("w", newline="") as fh:
