@@ -60,17 +60,16 @@ def shipped_sidecar() -> ModelSidecar:
     return ModelSidecar.load(SHIPPED.with_suffix(".json"))
 
 
-@pytest.fixture(scope="session")
-def shipped_framed(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``tiny_data`` in the shipped model's framing: each crop's central window of
-    crop_scale / 1.3 of its side (models.reframe's rule for box sources) with framing.json,
-    or ``tiny_data`` itself when the shipped model takes the shared 1.3x crops."""
+def in_shipped_framing(folder: Path, out: Path) -> Path:
+    """A copy of manifest ``folder`` (absolute paths, 1.3x crops) in the shipped model's framing
+    at ``out``: each crop's central window of crop_scale / 1.3 of its side (models.reframe's
+    rule for box sources) with framing.json; ``folder`` itself when the shipped model takes the
+    shared 1.3x crops."""
     scale = shipped_sidecar().crop_scale
     if abs(scale - SHARED_CROP_SCALE) <= 1e-3:
-        return tiny_data
-    out = tmp_path_factory.mktemp("shipped-framing") / "le"
+        return folder
     (out / "images").mkdir(parents=True)
-    with (tiny_data / "manifest.csv").open(newline="") as fh:
+    with (folder / "manifest.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     side = scale / SHARED_CROP_SCALE
     for i, row in enumerate(rows):
@@ -85,6 +84,12 @@ def shipped_framed(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
         writer.writerows(rows)
     (out / "framing.json").write_text(json.dumps({"crop_scale": scale}))
     return out
+
+
+@pytest.fixture(scope="session")
+def shipped_framed(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny_data`` in the shipped model's framing (``in_shipped_framing``)."""
+    return in_shipped_framing(tiny_data, tmp_path_factory.mktemp("shipped-framing") / "le")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 from models.errors import DataError
 from models.evaluate import evaluate
 from models.personnorm import main, mix_stress_report, normalise, psn_report
-from tests.models.conftest import write_manifest
+from tests.models.conftest import in_shipped_framing, write_manifest
 from worker.settings import DEFAULT_MODEL
 
 pytestmark = pytest.mark.slow
@@ -22,15 +22,17 @@ MIN_FACES = 10
 
 @pytest.fixture(scope="module")
 def people(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real crops: 30 of webcam person 2 (train) and 30 of person 1 (val) with every label
-    they show, plus 12 of one DAiSEE person (val) and 5 of another (below MIN_FACES)."""
+    """Real crops in the shipped model's framing: 30 of webcam person 2 (train) and 30 of
+    person 1 (val) with every label they show, plus 12 of one DAiSEE person (val) and 5 of
+    another (below MIN_FACES)."""
     with (data_dir / "learning-emotions" / "manifest.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     picked = []
     for subject, n in (("xhy2", 30), ("xhy1", 30), ("daisee110002", 12), ("daisee110014", 5)):
         mine = [r for r in rows if r["subject"] == subject]
         picked += mine[:: max(1, len(mine) // n)][:n]
-    return write_manifest(tmp_path_factory.mktemp("psn") / "people", picked, data_dir)
+    folder = write_manifest(tmp_path_factory.mktemp("psn") / "people", picked, data_dir)
+    return in_shipped_framing(folder, tmp_path_factory.mktemp("psn-framed") / "people")
 
 
 @pytest.fixture(scope="module")
