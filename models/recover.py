@@ -119,11 +119,13 @@ def _find_close(fresh: dict[str, np.ndarray], value: np.ndarray) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def locate_folded(model: nn.Module, fresh: dict[str, np.ndarray]) -> dict[str, tuple[str, str]]:
-    """BatchNorm name -> (folded conv weight constant, folded bias constant) in ``fresh``'s
-    graph, for each conv + BatchNorm pair the exporter folded (eval mode)."""
-    out: dict[str, tuple[str, str]] = {}
-    for _, conv, bn_name, bn in _conv_bn_pairs(model):
+def locate_folded(
+    model: nn.Module, fresh: dict[str, np.ndarray]
+) -> list[tuple[str, nn.Conv2d, str, nn.BatchNorm2d, str, str]]:
+    """(conv name, conv, BatchNorm name, BatchNorm, folded weight constant, folded bias
+    constant) in ``fresh``'s graph for each conv + BatchNorm pair the exporter folded."""
+    out = []
+    for conv_name, conv, bn_name, bn in _conv_bn_pairs(model):
         var = cast(torch.Tensor, bn.running_var)
         mean = cast(torch.Tensor, bn.running_mean)
         scale = (bn.weight / torch.sqrt(var + bn.eps)).detach()
@@ -133,7 +135,7 @@ def locate_folded(model: nn.Module, fresh: dict[str, np.ndarray]) -> dict[str, t
             bias = bias + (conv.bias.detach() * scale).numpy()
         w_const, b_const = _find_close(fresh, weight), _find_close(fresh, bias)
         if w_const is not None and b_const is not None:
-            out[bn_name] = (w_const, b_const)
+            out.append((conv_name, conv, bn_name, bn, w_const, b_const))
     return out
 
 
@@ -210,11 +212,7 @@ def read_weights(
     tables = _rel_pos_modules(model)
     where = locate(model, fresh, "model.", tables)
     state = model.state_dict()
-    folded = locate_folded(model, fresh)
-    for conv_name, conv, bn_name, bn in _conv_bn_pairs(model):
-        if bn_name not in folded:
-            continue
-        w_const, b_const = folded[bn_name]
+    for conv_name, conv, bn_name, bn, w_const, b_const in locate_folded(model, fresh):
         state[f"{conv_name}.weight"] = torch.tensor(shipped[w_const]).reshape(conv.weight.shape)
         if conv.bias is not None:
             state[f"{conv_name}.bias"] = torch.zeros_like(conv.bias)
@@ -222,10 +220,8 @@ def read_weights(
         state[f"{bn_name}.bias"] = torch.tensor(shipped[b_const]).reshape(bn.bias.shape)
         state[f"{bn_name}.running_mean"] = torch.zeros_like(bn.weight)
         state[f"{bn_name}.running_var"] = torch.full_like(bn.weight, 1.0 - bn.eps)
-        for name in (f"{conv_name}.weight", f"{conv_name}.bias", f"{bn_name}.weight"):
-            if name in where:
-                where[name] = "folded"
-        where[f"{bn_name}.bias"] = "folded"
+        names = (f"{conv_name}.weight", f"{conv_name}.bias", f"{bn_name}.weight", f"{bn_name}.bias")
+        where.update({name: "folded" for name in names if name in where})
     unused = [name for name, found in where.items() if found is None]
     logger.info(
         "%d weights not used by the graph keep their initial values: %s", len(unused), unused

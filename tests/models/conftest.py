@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from contract.sidecar import ModelSidecar
-from models.data import SHARED_CROP_SCALE
+from models.data import FRAMING, SHARED_CROP_SCALE, load_manifest, read_rgb, write_manifest_as
 from models.reframe import OUT_SIDE, cut
 from models.train import TrainConfig, train
 
@@ -61,7 +61,7 @@ def shipped_sidecar() -> ModelSidecar:
 
 
 def in_shipped_framing(folder: Path, out: Path) -> Path:
-    """A copy of manifest ``folder`` (absolute paths, 1.3x crops) in the shipped model's framing
+    """A copy of manifest ``folder`` (1.3x crops) in the shipped model's framing
     at ``out``: each crop's central window of crop_scale / 1.3 of its side (models.reframe's
     rule for box sources) with framing.json; ``folder`` itself when the shipped model takes the
     shared 1.3x crops."""
@@ -69,20 +69,14 @@ def in_shipped_framing(folder: Path, out: Path) -> Path:
     if abs(scale - SHARED_CROP_SCALE) <= 1e-3:
         return folder
     (out / "images").mkdir(parents=True)
-    with (folder / "manifest.csv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
     side = scale / SHARED_CROP_SCALE
-    for i, row in enumerate(rows):
-        bgr = cv2.imread(row["path"], cv2.IMREAD_COLOR)
-        assert bgr is not None, row["path"]
-        im = cv2.resize(bgr, (OUT_SIDE, OUT_SIDE))
-        row["path"] = f"images/{i:05d}.jpg"
-        assert cv2.imwrite(str(out / row["path"]), cut(im, (1 - side) / 2, (1 - side) / 2, side))
-    with (out / "manifest.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "framing.json").write_text(json.dumps({"crop_scale": scale}))
+    names = []
+    for i, row in enumerate(load_manifest(folder)):
+        bgr = np.ascontiguousarray(read_rgb(row.path, OUT_SIDE)[:, :, ::-1])
+        names.append(f"images/{i:05d}.jpg")
+        assert cv2.imwrite(str(out / names[-1]), cut(bgr, (1 - side) / 2, (1 - side) / 2, side))
+    write_manifest_as(folder, out, names)
+    (out / FRAMING).write_text(json.dumps({"crop_scale": scale}))
     return out
 
 
