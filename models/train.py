@@ -65,7 +65,7 @@ from models.recover import recover
 from models.saliency import fit_sun_params
 from models.scoring import device, evaluate_torch, input_norm, split_report
 from models.settings import ModelsSettings
-from models.train_config import Phase, TrainConfig, lr_factor, parse_cli
+from models.train_config import Phase, TrainConfig, lr_factor, memory_format, parse_cli
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ class Trainer:
     """Runs the phases of one training run and writes its checkpoints."""
 
     def __init__(self, cfg: TrainConfig, out: Path, model: nn.Module, sun: dict[str, Any]) -> None:
-        self.cfg, self.out, self.model, self.sun = cfg, out, model.to(device()), sun
+        self.cfg, self.out, self.sun = cfg, out, sun
+        self.model = model.to(device(), memory_format=memory_format(cfg))
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.phases: dict[str, Phase] = {}
         self.history: list[dict[str, Any]] = []

@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from models.errors import ConfigError
 from models.settings import ModelsSettings
 
@@ -78,6 +80,9 @@ class TrainConfig:
     # "bf16": forward passes and losses of training steps under bfloat16 autocast (faster on
     # CPUs with AMX or AVX-512 BF16, and on GPUs); weights, optimiser, scoring stay fp32
     precision: str = "fp32"
+    # 4-D weights (so convolutions and their outputs) in channels-last (NHWC) memory: faster
+    # convolutions on CPUs (oneDNN); the numbers differ from the default layout only by rounding
+    channels_last: bool = False
     # fine-tuning: distil from these trained six-class checkpoints (comma-separated; their mean
     # softened probabilities, models.distill) with weight `distill` at temperature `distill_temp`
     teachers: str = ""
@@ -96,6 +101,11 @@ class Phase:
     since_best: int = 0
     lr_scale: float = 1.0
     done: bool = False
+
+
+def memory_format(cfg: TrainConfig) -> torch.memory_format:
+    """The layout ``--channels-last`` asks for; otherwise each tensor keeps its own."""
+    return torch.channels_last if cfg.channels_last else torch.preserve_format
 
 
 def lr_factor(cfg: TrainConfig, phase: Phase, progress: float) -> float:

@@ -434,3 +434,21 @@ def test_class_weight_power_softens_inverse_frequency_weights():
     assert parse_cli([])[0].class_weight_power == 1.0
     with pytest.raises(ConfigError, match=r"--class-weight-power must be in \[0, 1\].*got 1.5"):
         parse_cli(["--class-weight-power", "1.5"])
+
+
+def test_channels_last_lays_out_conv_weights_and_its_checkpoints_load_as_usual(tiny_data, tmp_path):
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), arch="baseline:resnet18", img_size=64)
+    cfg = replace(cfg, pretrain_steps=0, channels_last=True)
+    train(cfg, tmp_path)
+    model, ckpt = model_from_checkpoint(tmp_path / "last.pt")  # default layout, as export reads
+    assert ckpt["train_config"]["channels_last"] is True
+    assert all(h["train_loss"] == h["train_loss"] for h in ckpt["history"])  # no NaN
+    trainer = Trainer(cfg, tmp_path / "again", model, sun={})
+    weight = trainer.model.net.conv1.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    plain, _ = model_from_checkpoint(tmp_path / "last.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(trainer.model.eval()(x), plain(x), rtol=1e-4, atol=1e-5)
+    assert parse_cli(["--channels-last", "yes"])[0].channels_last
+    assert not parse_cli([])[0].channels_last
