@@ -80,7 +80,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, out: Path, model: nn.Module, sun: dict[str, Any]) -> None:
         self.cfg, self.out, self.sun = cfg, out, sun
-        self.model = model.to(device(), memory_format=memory_format(cfg))
+        self.model = model.to(device()).to(memory_format=memory_format(cfg))
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.phases: dict[str, Phase] = {}
         self.history: list[dict[str, Any]] = []

@@ -444,11 +444,13 @@ def test_channels_last_lays_out_conv_weights_and_its_checkpoints_load_as_usual(t
     assert ckpt["train_config"]["channels_last"] is True
     assert all(h["train_loss"] == h["train_loss"] for h in ckpt["history"])  # no NaN
     trainer = Trainer(cfg, tmp_path / "again", model, sun={})
-    weight = trainer.model.net.conv1.weight
+    conv = trainer.model.get_submodule("net.conv1")
+    assert isinstance(conv, torch.nn.Conv2d)
+    weight = conv.weight
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     plain, _ = model_from_checkpoint(tmp_path / "last.pt")
     with torch.no_grad():
-        torch.testing.assert_close(trainer.model.eval()(x), plain(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(trainer.model.eval().forward(x), plain(x), rtol=1e-4, atol=1e-5)
     assert parse_cli(["--channels-last", "yes"])[0].channels_last
     assert not parse_cli([])[0].channels_last
