@@ -221,14 +221,13 @@ def read_weights(
         state[f"{bn_name}.running_mean"] = torch.zeros_like(bn.weight)
         state[f"{bn_name}.running_var"] = torch.full_like(bn.weight, 1.0 - bn.eps)
         names = (f"{conv_name}.weight", f"{conv_name}.bias", f"{bn_name}.weight", f"{bn_name}.bias")
-        where.update({name: "folded" for name in names if name in where})
+        for name in names:  # set here from the fold, not read one by one below
+            where.pop(name, None)
     unused = [name for name, found in where.items() if found is None]
     logger.info(
         "%d weights not used by the graph keep their initial values: %s", len(unused), unused
     )
     for name, found in where.items():
-        if found == "folded":  # set above from its conv + BatchNorm fold
-            continue
         if found is None:  # not in the graph: cannot matter for its output (parity checks it)
             state[name] = default[name]
             continue

@@ -60,14 +60,19 @@ def shipped_sidecar() -> ModelSidecar:
     return ModelSidecar.load(SHIPPED.with_suffix(".json"))
 
 
+def shipped_takes_shared_crops() -> bool:
+    """Whether the shipped model takes the shared 1.3x crops (else a models.reframe framing)."""
+    return abs(shipped_sidecar().crop_scale - SHARED_CROP_SCALE) <= 1e-3
+
+
 def in_shipped_framing(folder: Path, out: Path) -> Path:
     """A copy of manifest ``folder`` (1.3x crops) in the shipped model's framing
     at ``out``: each crop's central window of crop_scale / 1.3 of its side (models.reframe's
     rule for box sources) with framing.json; ``folder`` itself when the shipped model takes the
     shared 1.3x crops."""
-    scale = shipped_sidecar().crop_scale
-    if abs(scale - SHARED_CROP_SCALE) <= 1e-3:
+    if shipped_takes_shared_crops():
         return folder
+    scale = shipped_sidecar().crop_scale
     (out / "images").mkdir(parents=True)
     side = scale / SHARED_CROP_SCALE
     names = []

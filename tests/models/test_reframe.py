@@ -19,7 +19,13 @@ from models.errors import DataError
 from models.evaluate import main as evaluate_main
 from models.reframe import LANDMARK_SOURCES, cut, find_eyes, main, reframe
 from models.train import train
-from tests.models.conftest import SHIPPED, TINY_CFG, shipped_sidecar, write_manifest
+from tests.models.conftest import (
+    SHIPPED,
+    TINY_CFG,
+    shipped_sidecar,
+    shipped_takes_shared_crops,
+    write_manifest,
+)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +122,7 @@ def test_a_model_is_only_scored_on_crops_framed_as_it_was_trained(
     reframed: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scale = shipped_sidecar().crop_scale
-    other = reframed if abs(scale - SHARED_CROP_SCALE) <= 1e-3 else tiny_data
+    other = reframed if shipped_takes_shared_crops() else tiny_data
     argv = ["--onnx", str(SHIPPED), "--data", str(other), "--split", "test"]
     assert evaluate_main([*argv, "--out", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
