@@ -283,6 +283,24 @@ def test_fer_holdout_is_fixed_disjoint_and_at_most_a_tenth():
 
 
 @pytest.mark.slow
+def test_one_pretraining_starts_several_fine_tuning_seeds(tiny_data, tiny_fer, tmp_path):
+    """Pre-train once (``--finetune-steps 0``), then ``--init`` each seed from its last.pt."""
+    cfg = replace(TINY_CFG, data_dir=str(tiny_data), fer_dir=str(tiny_fer))
+    train(replace(cfg, finetune_steps=0), tmp_path / "pre")
+    pre = load_checkpoint(tmp_path / "pre" / "last.pt")
+    assert pre["phases"]["pretrain"]["step"] == 2 and pre["phases"]["finetune"]["step"] == 0
+    runs = []
+    for seed in (0, 1):
+        train(replace(cfg, init=str(tmp_path / "pre" / "last.pt"), seed=seed), tmp_path / f"{seed}")
+        runs.append(load_checkpoint(tmp_path / f"{seed}" / "last.pt"))
+    for run in runs:  # no second pre-training, and the pre-training's SUN fit goes on
+        assert "pretrain" not in run["phases"] and run["phases"]["finetune"]["step"] == 2
+        assert run["model_args"]["sun"] == pre["model_args"]["sun"]
+    body = [k for k in pre["model"] if not k.startswith("head.")]
+    assert any(not torch.equal(runs[0]["model"][k], runs[1]["model"][k]) for k in body)
+
+
+@pytest.mark.slow
 def test_init_pretrain_runs_fer2013_on_the_init_model_and_logs_held_out_accuracy(
     tiny_run, tiny_data, tiny_fer, tmp_path
 ):
