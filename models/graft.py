@@ -56,7 +56,7 @@ def graft(
     torch.manual_seed(seed)
     model = build_model(ckpt["arch"], args)
     result = model.load_state_dict(ckpt["model"], strict=False)
-    fresh = ("local_branch.", "fusions.", "saliency.")
+    fresh = ("local_branch.", "fusions.")  # SUN saliency has no state: rebuilt from args
     stray = [k for k in result.missing_keys if not k.startswith(fresh)]
     if result.unexpected_keys or stray:
         raise CheckpointError(
